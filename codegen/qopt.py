@@ -1,0 +1,199 @@
+"""The ``qopt`` command-line driver (mlir-opt habits, on xDSL's opt machinery).
+
+    qopt FILE.mlir                      parse, verify, print
+    qopt FILE.mlir --lower-quant        run a pass (every registered pass has a flag)
+    qopt FILE.mlir -p 'fold-quant,choose-quant-lowering{mode=fused},lower-quant'
+    qopt FILE.mlir --lower-quant -t llvm | -t asm | -t 'ptx{arch=sm_80}'
+    qopt - < FILE.mlir                  read stdin
+    -o OUT, --split-input-file, --verify-diagnostics
+
+Errors are printed as ``file:line:col: error: message`` with a non-zero exit code, and
+never as a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import PassPipeline
+from xdsl.utils.exceptions import PassFailedException
+from xdsl.utils.target import Target
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from passes import PASS_SUMMARIES, PASSES
+from qdialect.diagnostics import (
+    DIALECT_FACTORIES,
+    QuantDiagnostic,
+    parse_module,
+    verify_module,
+)
+
+
+@dataclass(frozen=True)
+class LLVMTarget(Target):
+    """``-t llvm``: the LLVM IR codegen compiles (optimized for the host)."""
+
+    name = "llvm"
+    optimize: bool = False
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        from codegen.translate import translate_to_llvm_ir
+
+        output.write(translate_to_llvm_ir(module, optimize=self.optimize))
+
+
+@dataclass(frozen=True)
+class AsmTarget(Target):
+    """``-t asm``: host assembly of the optimized module."""
+
+    name = "asm"
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        from codegen.translate import emit_assembly
+
+        output.write(emit_assembly(module))
+
+
+@dataclass(frozen=True)
+class PTXTarget(Target):
+    """``-t ptx{arch=sm_90}``: PTX for NVIDIA GPUs (nvptx64)."""
+
+    name = "ptx"
+    arch: str = "sm_90"
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        from codegen.ptx import emit_ptx
+
+        output.write(emit_ptx(module, arch=self.arch))
+
+
+TARGETS: dict[str, type[Target]] = {t.name: t for t in (LLVMTarget, AsmTarget, PTXTarget)}
+
+
+class _PassFlag(argparse.Action):
+    """``--PASS-NAME[=OPTIONS]``: appends the pass to the pipeline in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        flags = list(getattr(namespace, "pass_flags", None) or [])
+        options = values.strip() if isinstance(values, str) else ""
+        pass_name = self.metavar or ""
+        flags.append(f"{pass_name}{{{options}}}" if options else pass_name)
+        namespace.pass_flags = flags
+
+
+class QoptMain(xDSLOptMain):
+    """xDSL's opt driver with qopt's dialects, passes, targets and diagnostics."""
+
+    def __init__(self, args: Sequence[str] | None = None):
+        super().__init__(description="qopt: the quantization compiler driver", args=args)
+
+    def register_all_dialects(self) -> None:
+        for name, factory in DIALECT_FACTORIES.items():
+            self.ctx.register_dialect(name, factory)
+
+    def register_all_passes(self) -> None:
+        for name, factory in PASSES.items():
+            self.register_pass(name, factory)
+
+    def register_all_targets(self) -> None:
+        super().register_all_targets()
+        for name, target in TARGETS.items():
+            self.available_targets[name] = lambda target=target: target
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        group = arg_parser.add_argument_group("passes (run in command-line order, after -p)")
+        for name in PASSES:
+            group.add_argument(
+                f"--{name}",
+                action=_PassFlag,
+                nargs="?",
+                const="",
+                metavar=name,
+                dest="pass_flags",
+                help=PASS_SUMMARIES.get(name, ""),
+            )
+
+    def setup_pipeline(self) -> None:
+        specs = [s for s in (self.args.passes, *(self.args.pass_flags or [])) if s]
+        self.pipeline = PassPipeline.parse_spec(
+            self.available_passes, ",".join(specs), self._after_each_pass
+        )
+
+    def _after_each_pass(self, previous: Any, module: ModuleOp, following: Any) -> None:
+        if previous is not None and not self.args.disable_verify:
+            verify_module(module)
+
+    def run(self) -> None:
+        filename = self.args.input_file or "-"
+        display_name = "<stdin>" if filename == "-" else filename
+        text = sys.stdin.read() if filename == "-" else _read_text(filename)
+        chunks = [(text, 0)]
+        if self.args.split_input_file:
+            chunks, offset = [], 0
+            for chunk in text.split("// -----"):
+                chunks.append((chunk, offset))
+                offset += chunk.count("\n")
+        output = sys.stdout if self.args.output_file is None else open(self.args.output_file, "w")
+        try:
+            for index, (chunk, offset) in enumerate(chunks):
+                if index:
+                    output.write("// -----\n")
+                try:
+                    module = parse_module(chunk, display_name, self.ctx, line_offset=offset)
+                    if not self.args.disable_verify:
+                        verify_module(module)
+                    self.apply_passes(module)
+                    output.write(self.output_resulting_program(module))
+                except QuantDiagnostic as diagnostic:
+                    if not self.args.verify_diagnostics:
+                        raise
+                    output.write(f"{diagnostic}\n")
+        finally:
+            if output is not sys.stdout:
+                output.close()
+
+
+def _read_text(filename: str) -> str:
+    try:
+        with open(filename, encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise QuantDiagnostic(filename, f"cannot read input: {err.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        QoptMain(argv).run()
+    except QuantDiagnostic as diagnostic:
+        print(diagnostic, file=sys.stderr)
+        return 1
+    except PassFailedException as err:
+        print(f"qopt: error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, NotImplementedError) as err:
+        print(f"qopt: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # last line of defence: no traceback reaches a user
+        print(f"qopt: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
