@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from typing import ClassVar
 
+import numpy as np
 from xdsl.dialects.builtin import (
     BoolAttr,
     FloatAttr,
@@ -45,6 +46,12 @@ from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
 
 from qdialect.attrs import GranularityAttr, PerTensorAttr
+
+
+def f32_attr(number: float) -> FloatAttr:
+    """An f32 FloatAttr of a parsed literal, rounded to f32 (overflow becomes inf)."""
+    with np.errstate(over="ignore"):
+        return FloatAttr(float(np.float32(number)), f32)
 
 
 @dataclass
@@ -109,7 +116,7 @@ class ParamClause(Clause):
             state.properties[self.const_name] = (
                 IntegerAttr(int(number), i32)
                 if self.integer and isinstance(number, int)
-                else FloatAttr(float(number), f32)
+                else f32_attr(number)
             )
         else:
             state.properties[self.const_name] = parser.parse_attribute()
@@ -228,7 +235,7 @@ class FloatClause(Clause):
 
     def parse(self, parser: Parser, state: ParseState) -> None:
         parser.parse_punctuation("(")
-        state.properties[self.name] = FloatAttr(float(parser.parse_number()), f32)
+        state.properties[self.name] = f32_attr(parser.parse_number())
         parser.parse_punctuation(")")
 
 
