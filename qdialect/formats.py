@@ -123,3 +123,52 @@ def bit_width(t: Attribute) -> int:
         return t.width.data
     name = type_name(t)
     return {"f32": 32, "f16": 16, "bf16": 16, "f4E2M1FN": 4}.get(name, 8)
+
+
+def numpy_dtype(t: Attribute | str):
+    """The numpy / ml_dtypes dtype holding one element of a type (one byte per sub-byte code)."""
+    import ml_dtypes
+    import numpy as np
+
+    table = {
+        "f32": np.float32,
+        "f16": np.float16,
+        "bf16": ml_dtypes.bfloat16,
+        "f64": np.float64,
+        "i1": np.bool_,
+        "i2": ml_dtypes.int2,
+        "ui2": ml_dtypes.uint2,
+        "i4": ml_dtypes.int4,
+        "ui4": ml_dtypes.uint4,
+        "i8": np.int8,
+        "ui8": np.uint8,
+        "i16": np.int16,
+        "ui16": np.uint16,
+        "i32": np.int32,
+        "ui32": np.uint32,
+        "i64": np.int64,
+        "ui64": np.uint64,
+        "index": np.int64,
+        "f8E4M3FN": ml_dtypes.float8_e4m3fn,
+        "f8E5M2": ml_dtypes.float8_e5m2,
+        "f4E2M1FN": ml_dtypes.float4_e2m1fn,
+        "f8E8M0FNU": ml_dtypes.float8_e8m0fnu,
+    }
+    name = t if isinstance(t, str) else type_name(t)
+    if name not in table:
+        raise ValueError(f"no numpy dtype for element type '{name}'")
+    return np.dtype(table[name])
+
+
+def name_of_numpy_dtype(dtype) -> str:
+    """The MLIR spelling of a numpy / ml_dtypes dtype (inverse of :func:`numpy_dtype`)."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    for name in (
+        "f32", "f16", "bf16", "i2", "ui2", "i4", "ui4", "i8", "ui8", "i16", "ui16",
+        "f8E4M3FN", "f8E5M2", "f4E2M1FN", "f8E8M0FNU", "i32", "ui32", "i64", "f64",
+    ):  # fmt: skip
+        if numpy_dtype(name) == dtype:
+            return name
+    raise ValueError(f"no MLIR element type for numpy dtype {dtype}")
