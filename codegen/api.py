@@ -454,5 +454,5 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
     from codegen.jit import compile_module
 
     compiled = compile_module(module)
-    names = list(compiled.kernels) if hasattr(compiled, "kernels") else []
+    names = list(compiled)
     return compiled[names[0]] if len(names) == 1 else compiled
