@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -76,6 +76,11 @@ class PTXTarget(Target):
 TARGETS: dict[str, type[Target]] = {t.name: t for t in (LLVMTarget, AsmTarget, PTXTarget)}
 
 
+def _factory(target: type[Target]) -> Callable[[], type[Target]]:
+    """A zero-argument target factory (xDSL calls factories with parameters old-style)."""
+    return lambda: target
+
+
 class _PassFlag(argparse.Action):
     """``--PASS-NAME[=OPTIONS]``: appends the pass to the pipeline in command-line order."""
 
@@ -110,7 +115,7 @@ class QoptMain(xDSLOptMain):
     def register_all_targets(self) -> None:
         super().register_all_targets()
         for name, target in TARGETS.items():
-            self.available_targets[name] = lambda target=target: target
+            self.available_targets[name] = _factory(target)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
@@ -146,7 +151,7 @@ class QoptMain(xDSLOptMain):
             for chunk in text.split("// -----"):
                 chunks.append((chunk, offset))
                 offset += chunk.count("\n")
-        output = sys.stdout if self.args.output_file is None else open(self.args.output_file, "w")
+        output = sys.stdout if self.args.output_file is None else open(self.args.output_file, "w")  # noqa: SIM115 - closed below
         try:
             for index, (chunk, offset) in enumerate(chunks):
                 if index:
