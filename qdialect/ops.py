@@ -111,6 +111,10 @@ class QuantOp(ClauseOp):
             storage, self.properties.get("storage_min"), self.properties.get("storage_max")
         )
 
+    def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
+        """``(qmin, qmax)`` that bounds the zero point of the parameters named ``prefix``."""
+        return self.storage_bounds(storage)
+
     def _verify_params(
         self,
         prefix: str,
@@ -122,7 +126,7 @@ class QuantOp(ClauseOp):
         """Scale / zero point / minval checks for the parameters named ``prefix``+name."""
         granularity = self.granularity_of(f"{prefix}granularity")
         v.check_granularity(granularity, data_shape)
-        bounds = self.storage_bounds(storage)
+        bounds = self.param_bounds(prefix, storage)
         scale_name = f"{prefix}scale"
         scale, scale_const = getattr(self, scale_name), self.properties.get(f"{scale_name}_const")
         if scale_required or scale is not None or scale_const is not None:
@@ -301,6 +305,11 @@ class RequantizeOp(QuantOp):
         "out_scale",
         "out_zero_point",
     )
+
+    def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
+        if prefix == "in_":
+            return self.storage_bounds_in(storage)
+        return self.storage_bounds(storage)
 
     def storage_bounds_in(self, storage: Attribute) -> tuple[int, int] | None:
         if not isinstance(storage, IntegerType):
