@@ -56,23 +56,27 @@ def parallel_copy(src: np.ndarray, dst: np.ndarray, threads: int) -> Callable[[]
 # --- onnxruntime -----------------------------------------------------------------------
 
 
-def ort_runner(node_op: str, inputs: dict[str, np.ndarray], output_type: int, attrs: dict,
-               threads: int) -> Callable[[], None] | None:
+def ort_runner(
+    node_op: str, inputs: dict[str, np.ndarray], output_type: int, attrs: dict, threads: int
+) -> Callable[[], None] | None:
     """An io_binding runner of a one-node ONNX model, or None if onnxruntime is missing
     or cannot run that node."""
     try:
         import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper
+        from onnx import helper
     except ImportError:
         return None
     names = list(inputs)
     node = helper.make_node(node_op, names, ["y"], **attrs)
     x = inputs[names[0]]
     graph = helper.make_graph(
-        [node], "bench",
-        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-         for n, v in inputs.items()],
+        [node],
+        "bench",
+        [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for n, v in inputs.items()
+        ],
         [helper.make_tensor_value_info("y", output_type, x.shape)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
@@ -81,8 +85,9 @@ def ort_runner(node_op: str, inputs: dict[str, np.ndarray], output_type: int, at
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
     except Exception:
         return None
     binding = session.io_binding()
@@ -90,8 +95,9 @@ def ort_runner(node_op: str, inputs: dict[str, np.ndarray], output_type: int, at
         binding.bind_cpu_input(n, v)
     out_dtype = onnx.helper.tensor_dtype_to_np_dtype(output_type)
     out = np.empty(x.shape, dtype=out_dtype)
-    binding.bind_output("y", "cpu", element_type=out_dtype, shape=out.shape,
-                        buffer_ptr=out.ctypes.data)
+    binding.bind_output(
+        "y", "cpu", element_type=out_dtype, shape=out.shape, buffer_ptr=out.ctypes.data
+    )
 
     def run() -> None:
         session.run_with_iobinding(binding)
@@ -145,74 +151,176 @@ def make_cases(n: int, threads: int) -> list[Case]:
         return lambda: np.clip(np.rint(x / scale), -128, 127).astype(np.int8)
 
     zp8 = np.int8(0)
-    cases.append(Case(
-        "Q f32->i8 per-tensor",
-        lambda: codegen.quantize(x, s_tensor, zp8, dtype="i8"), size * 5, x,
-        ort_runner("QuantizeLinear", {"x": x, "s": np.array(s_tensor), "z": np.array(zp8)},
-                   TensorProto.INT8, {}, threads),
-        torch_q(None, 0), np_quant(s_tensor)))
+    cases.append(
+        Case(
+            "Q f32->i8 per-tensor",
+            lambda: codegen.quantize(x, s_tensor, zp8, dtype="i8"),
+            size * 5,
+            x,
+            ort_runner(
+                "QuantizeLinear",
+                {"x": x, "s": np.array(s_tensor), "z": np.array(zp8)},
+                TensorProto.INT8,
+                {},
+                threads,
+            ),
+            torch_q(None, 0),
+            np_quant(s_tensor),
+        )
+    )
     z0 = np.zeros(n, np.int8)
-    cases.append(Case(
-        "Q f32->i8 per-axis 0",
-        lambda: codegen.quantize(x, s_axis0, z0, dtype="i8", axis=0), size * 5, x,
-        ort_runner("QuantizeLinear", {"x": x, "s": s_axis0, "z": z0}, TensorProto.INT8,
-                   {"axis": 0}, threads),
-        torch_q(s_axis0, 0), np_quant(s_axis0[:, None])))
-    cases.append(Case(
-        "Q f32->i8 per-axis last",
-        lambda: codegen.quantize(x, s_axis1, z0, dtype="i8", axis=1), size * 5, x,
-        ort_runner("QuantizeLinear", {"x": x, "s": s_axis1, "z": z0}, TensorProto.INT8,
-                   {"axis": 1}, threads),
-        torch_q(s_axis1, 1), np_quant(s_axis1)))
-    cases.append(Case(
-        "DQ i8->f32 per-tensor",
-        lambda: codegen.dequantize(q8, s_tensor, zp8), size * 5, q8,
-        ort_runner("DequantizeLinear", {"x": q8, "s": np.array(s_tensor), "z": np.array(zp8)},
-                   TensorProto.FLOAT, {}, threads),
-        None, lambda: (q8.astype(np.float32) - np.float32(0)) * s_tensor))
-    cases.append(Case(
-        "DQ i8->f32 per-axis last",
-        lambda: codegen.dequantize(q8, s_axis1, z0, axis=1), size * 5, q8,
-        ort_runner("DequantizeLinear", {"x": q8, "s": s_axis1, "z": z0}, TensorProto.FLOAT,
-                   {"axis": 1}, threads),
-        None, lambda: q8.astype(np.float32) * s_axis1))
-    cases.append(Case(
-        "Q f32->f8E4M3FN",
-        lambda: codegen.quantize(x, s_tensor, dtype="f8E4M3FN"), size * 5, x,
-        ort_runner("QuantizeLinear",
-                   {"x": x, "s": np.array(s_tensor),
-                    "z": np.array(0, dtype=ml_dtypes.float8_e4m3fn)},
-                   TensorProto.FLOAT8E4M3FN, {}, threads),
-        None, lambda: np.clip(x / s_tensor, -448, 448).astype(ml_dtypes.float8_e4m3fn)))
-    cases.append(Case(
-        "DQ f8E4M3FN->f32",
-        lambda: codegen.dequantize(f8, s_tensor), size * 5, f8,
-        ort_runner("DequantizeLinear",
-                   {"x": f8, "s": np.array(s_tensor),
-                    "z": np.array(0, dtype=ml_dtypes.float8_e4m3fn)},
-                   TensorProto.FLOAT, {}, threads),
-        None, lambda: f8.astype(np.float32) * s_tensor))
-    cases.append(Case(
-        "Q f32->i4 block 32",
-        lambda: codegen.quantize(x, s_block, dtype="i4", axis=1, block_size=32), size * 5, x,
-        ort_runner("QuantizeLinear",
-                   {"x": x, "s": s_block, "z": np.zeros(s_block.shape, ml_dtypes.int4)},
-                   TensorProto.INT4, {"axis": 1, "block_size": 32}, threads),
-        None,
-        lambda: np.clip(np.rint(x / np.repeat(s_block, 32, axis=1)), -8, 7).astype(ml_dtypes.int4)))
-    cases.append(Case(
-        "DQ i4->f32 block 32",
-        lambda: codegen.dequantize(q4, s_block, axis=1, block_size=32), size * 5, q4,
-        ort_runner("DequantizeLinear",
-                   {"x": q4, "s": s_block, "z": np.zeros(s_block.shape, ml_dtypes.int4)},
-                   TensorProto.FLOAT, {"axis": 1, "block_size": 32}, threads),
-        None, lambda: q4.astype(np.float32) * np.repeat(s_block, 32, axis=1)))
+    cases.append(
+        Case(
+            "Q f32->i8 per-axis 0",
+            lambda: codegen.quantize(x, s_axis0, z0, dtype="i8", axis=0),
+            size * 5,
+            x,
+            ort_runner(
+                "QuantizeLinear",
+                {"x": x, "s": s_axis0, "z": z0},
+                TensorProto.INT8,
+                {"axis": 0},
+                threads,
+            ),
+            torch_q(s_axis0, 0),
+            np_quant(s_axis0[:, None]),
+        )
+    )
+    cases.append(
+        Case(
+            "Q f32->i8 per-axis last",
+            lambda: codegen.quantize(x, s_axis1, z0, dtype="i8", axis=1),
+            size * 5,
+            x,
+            ort_runner(
+                "QuantizeLinear",
+                {"x": x, "s": s_axis1, "z": z0},
+                TensorProto.INT8,
+                {"axis": 1},
+                threads,
+            ),
+            torch_q(s_axis1, 1),
+            np_quant(s_axis1),
+        )
+    )
+    cases.append(
+        Case(
+            "DQ i8->f32 per-tensor",
+            lambda: codegen.dequantize(q8, s_tensor, zp8),
+            size * 5,
+            q8,
+            ort_runner(
+                "DequantizeLinear",
+                {"x": q8, "s": np.array(s_tensor), "z": np.array(zp8)},
+                TensorProto.FLOAT,
+                {},
+                threads,
+            ),
+            None,
+            lambda: (q8.astype(np.float32) - np.float32(0)) * s_tensor,
+        )
+    )
+    cases.append(
+        Case(
+            "DQ i8->f32 per-axis last",
+            lambda: codegen.dequantize(q8, s_axis1, z0, axis=1),
+            size * 5,
+            q8,
+            ort_runner(
+                "DequantizeLinear",
+                {"x": q8, "s": s_axis1, "z": z0},
+                TensorProto.FLOAT,
+                {"axis": 1},
+                threads,
+            ),
+            None,
+            lambda: q8.astype(np.float32) * s_axis1,
+        )
+    )
+    cases.append(
+        Case(
+            "Q f32->f8E4M3FN",
+            lambda: codegen.quantize(x, s_tensor, dtype="f8E4M3FN"),
+            size * 5,
+            x,
+            ort_runner(
+                "QuantizeLinear",
+                {"x": x, "s": np.array(s_tensor), "z": np.array(0, dtype=ml_dtypes.float8_e4m3fn)},
+                TensorProto.FLOAT8E4M3FN,
+                {},
+                threads,
+            ),
+            None,
+            lambda: np.clip(x / s_tensor, -448, 448).astype(ml_dtypes.float8_e4m3fn),
+        )
+    )
+    cases.append(
+        Case(
+            "DQ f8E4M3FN->f32",
+            lambda: codegen.dequantize(f8, s_tensor),
+            size * 5,
+            f8,
+            ort_runner(
+                "DequantizeLinear",
+                {"x": f8, "s": np.array(s_tensor), "z": np.array(0, dtype=ml_dtypes.float8_e4m3fn)},
+                TensorProto.FLOAT,
+                {},
+                threads,
+            ),
+            None,
+            lambda: f8.astype(np.float32) * s_tensor,
+        )
+    )
+    cases.append(
+        Case(
+            "Q f32->i4 block 32",
+            lambda: codegen.quantize(x, s_block, dtype="i4", axis=1, block_size=32),
+            size * 5,
+            x,
+            ort_runner(
+                "QuantizeLinear",
+                {"x": x, "s": s_block, "z": np.zeros(s_block.shape, ml_dtypes.int4)},
+                TensorProto.INT4,
+                {"axis": 1, "block_size": 32},
+                threads,
+            ),
+            None,
+            lambda: np.clip(np.rint(x / np.repeat(s_block, 32, axis=1)), -8, 7).astype(
+                ml_dtypes.int4
+            ),
+        )
+    )
+    cases.append(
+        Case(
+            "DQ i4->f32 block 32",
+            lambda: codegen.dequantize(q4, s_block, axis=1, block_size=32),
+            size * 5,
+            q4,
+            ort_runner(
+                "DequantizeLinear",
+                {"x": q4, "s": s_block, "z": np.zeros(s_block.shape, ml_dtypes.int4)},
+                TensorProto.FLOAT,
+                {"axis": 1, "block_size": 32},
+                threads,
+            ),
+            None,
+            lambda: q4.astype(np.float32) * np.repeat(s_block, 32, axis=1),
+        )
+    )
     s_out = (rng.random(n, dtype=np.float32) + 0.5) * 0.03
-    cases.append(Case(
-        "RQ i8->i8 per-axis",
-        lambda: codegen.requantize(q8, s_axis1, z0, s_out, z0, axis=1), size * 2, q8,
-        None, None,
-        lambda: np.clip(np.rint((q8.astype(np.float32) * s_axis1) / s_out), -128, 127).astype(np.int8)))
+    cases.append(
+        Case(
+            "RQ i8->i8 per-axis",
+            lambda: codegen.requantize(q8, s_axis1, z0, s_out, z0, axis=1),
+            size * 2,
+            q8,
+            None,
+            None,
+            lambda: np.clip(np.rint((q8.astype(np.float32) * s_axis1) / s_out), -128, 127).astype(
+                np.int8
+            ),
+        )
+    )
     return cases
 
 
@@ -223,9 +331,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     cases = make_cases(args.size, args.threads)
-    header = (f"{'case':26} {'qopt GB/s':>10} {'copy GB/s':>10} {'x copy':>7} "
-              f"{'ort GB/s':>9} {'x ort':>7} {'torch GB/s':>10} {'x torch':>8} "
-              f"{'numpy GB/s':>10} {'x numpy':>8}")
+    header = (
+        f"{'case':26} {'qopt GB/s':>10} {'copy GB/s':>10} {'x copy':>7} "
+        f"{'ort GB/s':>9} {'x ort':>7} {'torch GB/s':>10} {'x torch':>8} "
+        f"{'numpy GB/s':>10} {'x numpy':>8}"
+    )
     print(f"{args.size}x{args.size}, {args.threads} threads, best of {args.repeat}")
     print(header)
     print("-" * len(header))
@@ -236,8 +346,12 @@ def main() -> None:
         src = np.empty(half, np.uint8)
         dst = np.empty(half, np.uint8)
         t_copy = best_seconds(parallel_copy(src, dst, args.threads), args.repeat)
-        row = [f"{case.name:26}", f"{gbs / t_qopt:10.2f}", f"{gbs / t_copy:10.2f}",
-               f"{t_copy / t_qopt:7.2f}"]
+        row = [
+            f"{case.name:26}",
+            f"{gbs / t_qopt:10.2f}",
+            f"{gbs / t_copy:10.2f}",
+            f"{t_copy / t_qopt:7.2f}",
+        ]
         for other, width in ((case.ort, 9), (case.torch, 10), (case.numpy, 10)):
             if other is None:
                 row += [f"{'-':>{width}}", f"{'-':>{7 if width == 9 else 8}}"]

@@ -151,7 +151,6 @@ _KERNELS: dict[tuple, Callable[..., Any]] = {}
 def _lower(module: Any) -> Any:
     """The pipeline of ``qopt --lower-quant`` (lower-quant runs the lowering choice)."""
     from passes.lower_quant import LowerQuantPass
-
     from qdialect.diagnostics import make_context
 
     LowerQuantPass().apply(make_context(), module)

@@ -57,8 +57,14 @@ def test_examples_roundtrip(example):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("func.func @f() {\n  %x = quant.bogus\n}\n", "error: Operation quant.bogus is not registered"),
-        (VALID.replace("zero_point(3)", "zero_point(999)"), "input.mlir:2:3: error: zero point 999"),
+        (
+            "func.func @f() {\n  %x = quant.bogus\n}\n",
+            "error: Operation quant.bogus is not registered",
+        ),
+        (
+            VALID.replace("zero_point(3)", "zero_point(999)"),
+            "input.mlir:2:3: error: zero point 999",
+        ),
         ("func.func @f(", "input.mlir:1:"),
         ("\x00\x01garbage", "input.mlir:1:"),
     ],
@@ -90,8 +96,17 @@ def test_works_from_an_installed_copy(tmp_path):
     """A non-editable install into a fresh directory works away from the repository."""
     target = tmp_path / "site"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--target", str(target), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
     )
@@ -99,10 +114,17 @@ def test_works_from_an_installed_copy(tmp_path):
         pytest.skip(f"pip cannot build here: {install.stderr[-300:]}")
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "import qdialect, passes, codegen, codegen.qopt as q, sys;"
-         "print(qdialect.__file__); sys.exit(q.main(['-']))"],
-        input=VALID, capture_output=True, text=True, cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            "-c",
+            "import qdialect, passes, codegen, codegen.qopt as q, sys;"
+            "print(qdialect.__file__); sys.exit(q.main(['-']))",
+        ],
+        input=VALID,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert probe.returncode == 0, probe.stderr
     assert str(target) in probe.stdout.splitlines()[0]
