@@ -13,6 +13,7 @@ compiled kernel is memoized by that signature, which keeps the warm call cheap.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,8 @@ def _granularity(
         a = _axis(default_axis if axis is None else axis, rank)
         attr = PerBlockAttr(a, int(block_size))
         return _Granularity(f"per_block({a}, {int(block_size)})", attr.param_shape(shape))
+    if axis is not None:
+        _axis(axis, rank)
     if axis is not None and np.ndim(param) == 1:
         a = _axis(axis, rank)
         return _Granularity(f"per_axis({a})", PerAxisAttr(a).param_shape(shape))
@@ -127,16 +130,20 @@ def _param(
     if array.shape != shape:
         raise ValueError(f"{argument} has shape {array.shape}, expected {shape}")
     target = formats.numpy_dtype(dtype)
+    if dtype in _SCALE_NAMES and array.size:
+        smallest = float(array.min()) if array.ndim else float(array)
+        if not (smallest > 0 and math.isfinite(float(array.max()) if array.ndim else smallest)):
+            raise ValueError(f"{argument} must be finite and > 0")
     if dtype in ("f32", "f16", "bf16") or not np.issubdtype(array.dtype, np.number):
-        return np.ascontiguousarray(array, dtype=target) if array.dtype != target else array
+        return array.astype(target, order="C") if array.dtype != target else array
     if formats.type_name(formats.parse_type_name(dtype)) in formats.FLOAT_FORMATS:
-        return np.ascontiguousarray(array.astype(target))
+        return array.astype(target, order="C")
     lo, hi = formats.integer_range(formats.parse_type_name(dtype))
     if array.size and (
         not np.all(np.equal(np.round(array), array)) or array.min() < lo or array.max() > hi
     ):
         raise ValueError(f"{argument} values must be integers in [{lo}, {hi}] for {dtype}")
-    return np.ascontiguousarray(array.astype(target))
+    return array.astype(target, order="C")
 
 
 def _tensor(shape: Sequence[int], element: str) -> str:

@@ -178,7 +178,7 @@ class KernelSpec:
     """Everything the runtime needs to call the code of one `func.func`."""
 
     name: str
-    entry: str  # LLVM symbol running every phase on its whole range: void (ptr, ptr)
+    entry: str  # LLVM symbol running every phase on its whole range: void (ptr, ptr); "" if none
     args: tuple[BufferSpec, ...]
     results: tuple[BufferSpec, ...]
     scratch: tuple[BufferSpec, ...]
@@ -1146,7 +1146,13 @@ class _PhaseEmitter:
     The loop nest is an internal function taking one `noalias` pointer per buffer plus its
     strides, so LLVM knows buffers do not overlap (hoisting parameter loads, no runtime
     alias checks in front of vector loops) once it inlines it into the wrapper.
+
+    `emit` is the loop-to-thread mapping (here: the caller's `[lo, hi)` chunk); another
+    target overrides it (`codegen.ptx`: a grid-stride loop) and may set `serial_entry`
+    False to leave out the `f__serial` function.
     """
+
+    serial_entry = True
 
     def __init__(
         self,
@@ -1500,22 +1506,26 @@ class _PhaseEmitter:
 # Module translation
 
 
-def _translate_function(fn: func.FuncOp, module: ir.Module) -> KernelSpec:
+def _translate_function(
+    fn: func.FuncOp, module: ir.Module, emitter: type[_PhaseEmitter] = _PhaseEmitter
+) -> KernelSpec:
     if not fn.body.blocks:
         raise TranslationError("function declarations (no body) are not supported", fn)
     plan = _Bufferizer(fn, module).plan()
     phases = []
     for k, members in enumerate(_group_phases(plan.nests)):
         name = f"{plan.name}__phase{k}"
-        _PhaseEmitter(module, name, members, plan.buffers, plan.scalars).emit()
+        emitter(module, name, members, plan.buffers, plan.scalars).emit()
         phases.append(_phase_spec(name, members))
-    entry = _serial_entry(module, f"{plan.name}__serial", phases)
+    entry = ""
+    if emitter.serial_entry:
+        entry = _serial_entry(module, f"{plan.name}__serial", phases).name
     by_kind = {
         kind: tuple(b for b in plan.buffers if b.kind == kind)
         for kind in ("arg", "result", "scratch")
     }
     return KernelSpec(
-        plan.name, entry.name, by_kind["arg"], by_kind["result"], by_kind["scratch"], tuple(phases)
+        plan.name, entry, by_kind["arg"], by_kind["result"], by_kind["scratch"], tuple(phases)
     )
 
 
@@ -1530,8 +1540,16 @@ def _serial_entry(module: ir.Module, name: str, phases: Sequence[PhaseSpec]) -> 
     return fn
 
 
-def translate_module(module: ModuleOp, config: TargetConfig | None = None) -> Translation:
-    """Translate a lowered `builtin.module` into one LLVM module plus a spec per function."""
+def translate_module(
+    module: ModuleOp,
+    config: TargetConfig | None = None,
+    *,
+    phase_emitter: type[_PhaseEmitter] = _PhaseEmitter,
+) -> Translation:
+    """Translate a lowered `builtin.module` into one LLVM module plus a spec per function.
+
+    `phase_emitter` selects the loop-to-thread mapping of the phases (the CPU one by
+    default; `codegen.ptx` passes its GPU kernel emitter)."""
     config = with_data_layout(config or host_config())
     llvm_module = ir.Module(name="qopt")
     llvm_module.triple = config.triple
@@ -1542,7 +1560,7 @@ def translate_module(module: ModuleOp, config: TargetConfig | None = None) -> Tr
             raise TranslationError(
                 f"unsupported op '{op.name}' at module level (expected func.func)", op
             )
-        kernels[op.sym_name.data] = _translate_function(op, llvm_module)
+        kernels[op.sym_name.data] = _translate_function(op, llvm_module, phase_emitter)
     return Translation(llvm_module, kernels)
 
 

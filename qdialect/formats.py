@@ -7,6 +7,7 @@ data type". Types are xDSL builtin types; MLIR spellings (``"f8E4M3FN"``) map to
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from xdsl.dialects import builtin
@@ -125,8 +126,8 @@ def bit_width(t: Attribute) -> int:
     return {"f32": 32, "f16": 16, "bf16": 16, "f4E2M1FN": 4}.get(name, 8)
 
 
-def numpy_dtype(t: Attribute | str):
-    """The numpy / ml_dtypes dtype holding one element of a type (one byte per sub-byte code)."""
+@functools.cache
+def _numpy_dtype_table() -> dict:
     import ml_dtypes
     import numpy as np
 
@@ -154,21 +155,32 @@ def numpy_dtype(t: Attribute | str):
         "f4E2M1FN": ml_dtypes.float4_e2m1fn,
         "f8E8M0FNU": ml_dtypes.float8_e8m0fnu,
     }
+    return {name: np.dtype(dtype) for name, dtype in table.items()}
+
+
+def numpy_dtype(t: Attribute | str):
+    """The numpy / ml_dtypes dtype holding one element of a type (one byte per sub-byte code)."""
     name = t if isinstance(t, str) else type_name(t)
+    table = _numpy_dtype_table()
     if name not in table:
         raise ValueError(f"no numpy dtype for element type '{name}'")
-    return np.dtype(table[name])
+    return table[name]
+
+
+@functools.cache
+def _name_table() -> dict:
+    names = (
+        "f32", "f16", "bf16", "i2", "ui2", "i4", "ui4", "i8", "ui8", "i16", "ui16",
+        "f8E4M3FN", "f8E5M2", "f4E2M1FN", "f8E8M0FNU", "i32", "ui32", "i64", "f64",
+    )  # fmt: skip
+    return {numpy_dtype(name): name for name in names}
 
 
 def name_of_numpy_dtype(dtype) -> str:
     """The MLIR spelling of a numpy / ml_dtypes dtype (inverse of :func:`numpy_dtype`)."""
     import numpy as np
 
-    dtype = np.dtype(dtype)
-    for name in (
-        "f32", "f16", "bf16", "i2", "ui2", "i4", "ui4", "i8", "ui8", "i16", "ui16",
-        "f8E4M3FN", "f8E5M2", "f4E2M1FN", "f8E8M0FNU", "i32", "ui32", "i64", "f64",
-    ):  # fmt: skip
-        if numpy_dtype(name) == dtype:
-            return name
-    raise ValueError(f"no MLIR element type for numpy dtype {dtype}")
+    name = _name_table().get(np.dtype(dtype))
+    if name is None:
+        raise ValueError(f"no MLIR element type for numpy dtype {dtype}")
+    return name

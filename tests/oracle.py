@@ -276,9 +276,9 @@ def _check_param_shape(pshape, shape, blocks) -> None:
     if pshape == expected:
         return
     n = math.prod(expected)
-    if math.prod(pshape) == n == 1:
-        return  # any single-element parameter is per-tensor
-    if len(pshape) == 1 and pshape[0] == n and sum(1 for p in expected if p != 1) <= 1:
+    if math.prod(pshape) == 1 and (n == 1 or tuple(blocks) == tuple(max(d, 1) for d in shape)):
+        return  # any single-element parameter is per-tensor (also over empty data)
+    if len(pshape) == 1 and pshape[0] == n and (n == 0 or sum(1 for p in expected if p != 1) <= 1):
         return  # 1-D per-axis parameter (ONNX convention)
     raise ValueError(
         f"parameter of shape {pshape} does not match data of shape {shape} with block "
@@ -291,6 +291,8 @@ def _expand_blocks(p: np.ndarray, shape, blocks) -> np.ndarray:
     pshape = _param_shape(shape, blocks)
     p = np.asarray(p)
     _check_param_shape(p.shape, tuple(shape), blocks)
+    if math.prod(shape) == 0:
+        return np.empty(shape, p.dtype)
     p = p.reshape(pshape)
     if not shape:
         return p
@@ -643,6 +645,15 @@ def dynamic_quantize(
     if eps32 is not None and not (np.isfinite(eps32) and eps32 >= 0):
         raise ValueError(f"eps: expected a finite value >= 0, got {eps!r}")
     shape = xf.shape
+    if xf.size == 0 and math.prod(out_pshape) == 1:
+        # One block over no elements: its statistics are those of a zero block.
+        outs = dynamic_quantize(
+            np.zeros((1,) * xf.ndim, F32), dtype=dtype, scale_dtype=scale_dtype,
+            double_quant_scale=double_quant_scale, symmetric=symmetric,
+            scale_rounding=scale_rounding, eps=eps,
+        )  # fmt: skip
+        data = np.empty(shape, outs[0].dtype)
+        return (data, *(o.reshape(out_pshape) for o in outs[1:]))
 
     def expand(p):
         return _expand_blocks(p, shape, blocks)

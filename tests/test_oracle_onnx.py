@@ -156,8 +156,9 @@ def _granularity(attrs, scale):
     return {}
 
 
-def _oracle_for_case(node, feeds):
-    """The oracle's outputs for one ONNX node, or a pytest.skip with the reason."""
+def _oracle_for_case(node, feeds, impl=oracle):
+    """The outputs of ``impl`` (the oracle, or the compiled API: same signatures) for one
+    ONNX node, or a pytest.skip with the reason."""
     attrs = _attrs(node)
     op = node.op_type
     if op == "QuantizeLinear":
@@ -185,7 +186,7 @@ def _oracle_for_case(node, feeds):
             x = np.where(x.astype(F32) / S == 0, F32(0), x).astype(x.dtype)
         zp = _drop_float_zero_point(zp, node.name)
         return [
-            oracle.quantize(
+            impl.quantize(
                 x,
                 s,
                 zp,
@@ -199,9 +200,9 @@ def _oracle_for_case(node, feeds):
         zp = _drop_float_zero_point(_opt_input(node, feeds, 2), node.name)
         out = attrs.get("output_dtype", 0)
         out = helper.tensor_dtype_to_np_dtype(out) if out else s.dtype
-        return [oracle.dequantize(q, s, zp, dtype=out, **_granularity(attrs, s))]
+        return [impl.dequantize(q, s, zp, dtype=out, **_granularity(attrs, s))]
     if op == "DynamicQuantizeLinear":
-        return list(oracle.dynamic_quantize(feeds[node.input[0]], dtype="ui8", symmetric=False))
+        return list(impl.dynamic_quantize(feeds[node.input[0]], dtype="ui8", symmetric=False))
     raise AssertionError(op)
 
 
