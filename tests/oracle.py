@@ -264,6 +264,8 @@ def param_block_shape(
     elif axis is not None and not (param_shape is not None and math.prod(param_shape) == 1):
         a = _norm_axis(axis, rank)
         blocks = tuple(1 if k == a else whole[k] for k in range(rank))
+        if param_shape is not None and tuple(param_shape) == (shape[a],):
+            return blocks  # the 1-D per-axis parameter (ONNX convention)
     else:
         blocks = whole
     if param_shape is not None:
@@ -276,6 +278,13 @@ def _check_param_shape(pshape, shape, blocks) -> None:
     if pshape == expected:
         return
     n = math.prod(expected)
+    whole = tuple(max(d, 1) for d in shape)
+    if len(pshape) == 1 and any(
+        pshape[0] == shape[k] and all(blocks[j] == whole[j] for j in range(len(shape)) if j != k)
+        for k in range(len(shape))
+        if blocks[k] == 1
+    ):
+        return  # 1-D per-axis parameter (ONNX convention), also over empty data
     if math.prod(pshape) == 1 and (n == 1 or tuple(blocks) == tuple(max(d, 1) for d in shape)):
         return  # any single-element parameter is per-tensor (also over empty data)
     if len(pshape) == 1 and pshape[0] == n and (n == 0 or sum(1 for p in expected if p != 1) <= 1):
@@ -293,7 +302,10 @@ def _expand_blocks(p: np.ndarray, shape, blocks) -> np.ndarray:
     _check_param_shape(p.shape, tuple(shape), blocks)
     if math.prod(shape) == 0:
         return np.empty(shape, p.dtype)
-    p = p.reshape(pshape)
+    if p.ndim == 1 and len(shape) > 1 and p.shape != pshape:
+        p = p.reshape(tuple(n if b == 1 else 1 for n, b in zip(pshape, blocks)))
+    else:
+        p = p.reshape(pshape)
     if not shape:
         return p
     idx = np.ix_(*[np.arange(s) // b for s, b in zip(shape, blocks)])
