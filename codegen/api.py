@@ -179,14 +179,41 @@ def _kernel_for(key: tuple, build_ir: Callable[[], str]) -> Callable[..., Any]:
     return kernel
 
 
-class _Call:
-    """One op call being assembled: kernel operands, IR arguments and clauses."""
+def _packed_size(shape: Sequence[int], element: str) -> int:
+    """Bytes holding ``shape`` codes of a 4-bit or 2-bit type (SPEC section 1)."""
+    per_byte = 8 // formats.bit_width(formats.parse_type_name(element))
+    return -(-math.prod(shape) // per_byte)
 
-    def __init__(self, op: str, x: np.ndarray, x_type: str):
+
+class _Call:
+    """One op call being assembled: kernel operands, IR arguments and clauses.
+
+    With ``packed_input`` the kernel takes the bytes of sub-byte codes and unpacks them
+    with ``quant.unpack`` first; ``run(..., pack_first=True)`` returns the first result
+    packed by ``quant.pack``. Both fuse with the op in the lowering.
+    """
+
+    def __init__(
+        self,
+        op: str,
+        x: np.ndarray,
+        x_type: str,
+        packed_input: tuple[tuple[int, ...], str] | None = None,
+    ):
         self.op = op
-        self.input_type = _tensor(x.shape, x_type)
         self.arrays: list[np.ndarray] = [x]
-        self.arguments: list[str] = [f"%x: {self.input_type}"]
+        self.prologue: list[str] = []
+        if packed_input is None:
+            self.input_type = _tensor(x.shape, x_type)
+            self.arguments: list[str] = [f"%x: {self.input_type}"]
+            self.source = "%x"
+        else:
+            shape, element = packed_input
+            bytes_type = _tensor(x.shape, "ui8")
+            self.input_type = _tensor(shape, element)
+            self.arguments = [f"%x: {bytes_type}"]
+            self.prologue.append(f"%u = quant.unpack %x : {bytes_type} -> {self.input_type}")
+            self.source = "%u"
         self.clauses: list[str] = []
 
     def operand(self, keyword: str, array: np.ndarray, into: list[str] | None = None) -> None:
@@ -203,23 +230,45 @@ class _Call:
         if text:
             self.clauses.append(text)
 
-    def run(self, result_types: Sequence[str]) -> Any:
+    def run(
+        self, result_types: Sequence[str], pack_first: tuple[tuple[int, ...], str] | None = None
+    ) -> Any:
         results = ", ".join(result_types)
-        names = ", ".join(f"%r{i}" for i in range(len(result_types)))
-        key = (self.op, tuple(self.arguments), tuple(self.clauses), results)
+        names = [f"%r{i}" for i in range(len(result_types))]
+        returned, returned_types = list(names), list(result_types)
+        lines = list(self.prologue)
+        lines.append(
+            f"{', '.join(names)} = quant.{self.op} {self.source} {' '.join(self.clauses)} : "
+            f"{self.input_type} -> {results}"
+        )
+        if pack_first is not None:
+            shape, element = pack_first
+            bytes_type = _tensor((_packed_size(shape, element),), "ui8")
+            lines.append(f"%p = quant.pack %r0 : {result_types[0]} -> {bytes_type}")
+            returned[0], returned_types[0] = "%p", bytes_type
+        lines.append(f"func.return {', '.join(returned)} : {', '.join(returned_types)}")
+        key = (tuple(self.arguments), tuple(lines))
 
         def build() -> str:
+            body = "".join(f"  {line}\n" for line in lines)
             return (
-                f"func.func @main({', '.join(self.arguments)}) -> ({results}) {{\n"
-                f"  {names} = quant.{self.op} %x {' '.join(self.clauses)} : "
-                f"{self.input_type} -> {results}\n"
-                f"  func.return {names} : {results}\n}}\n"
+                f"func.func @main({', '.join(self.arguments)}) -> "
+                f"({', '.join(returned_types)}) {{\n{body}}}\n"
             )
 
         try:
             return _kernel_for(key, build)(*self.arrays)
         except QuantDiagnostic as diagnostic:
             raise ValueError(diagnostic.message) from None
+
+
+def _packing(packed: Any, shape: tuple[int, ...], storage: str) -> tuple | None:
+    """The ``pack_first`` argument of :meth:`_Call.run` for a ``packed=`` keyword."""
+    if not _bool(packed, "packed"):
+        return None
+    if formats.bit_width(formats.parse_type_name(storage)) not in (2, 4):
+        raise ValueError(f"packed=True needs a 4-bit or 2-bit dtype, got {storage}")
+    return shape, storage
 
 
 def _rounding_clause(rounding: Any) -> str:
@@ -249,9 +298,11 @@ def quantize(
     block_shape: Sequence[int] | None = None,
     saturate: bool = True,
     rounding: str = "nearest_even",
+    packed: bool = False,
 ) -> np.ndarray:
     """``q = clamp(round(x / scale) + zero_point, qmin, qmax)``; float storage
-    ``cast_rne(x / scale)`` (SPEC section 3). Returns an array of ``dtype``."""
+    ``cast_rne(x / scale)`` (SPEC section 3). Returns an array of ``dtype``, or with
+    ``packed=True`` (4-bit and 2-bit types) the flat uint8 bytes of the codes."""
     x, x_type = _array(x, "x", _EXPRESSED_NAMES)
     storage = _dtype_name(dtype, "dtype", _STORAGE_NAMES)
     if storage in formats.FLOAT_STORAGE_NAMES and zero_point is not None:
@@ -274,7 +325,7 @@ def quantize(
     call.clause(gran.clause)
     call.clause(_rounding_clause(rounding))
     call.clause("" if _bool(saturate, "saturate") else "saturate(false)")
-    return call.run([_tensor(x.shape, storage)])
+    return call.run([_tensor(x.shape, storage)], _packing(packed, x.shape, storage))
 
 
 def dequantize(
@@ -287,24 +338,85 @@ def dequantize(
     block_shape: Sequence[int] | None = None,
     dtype: Any = "f32",
     double_quant_scale: Any = None,
+    storage_dtype: Any = None,
+    shape: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``x = (q - zero_point) * scale`` in f32, rounded to ``dtype`` (f32, f16, bf16).
 
     ``double_quant_scale`` multiplies the (e.g. NVFP4 e4m3) block scale: ``q * (s * dq)``.
+    Packed input: ``q`` is the uint8 bytes of 4-bit / 2-bit codes, ``storage_dtype`` their
+    type and ``shape`` the shape of the codes; the unpacking fuses into the kernel.
     """
+    packed_input = None
+    if storage_dtype is not None or shape is not None:
+        if storage_dtype is None or shape is None:
+            raise ValueError("packed input needs both storage_dtype and shape")
+        storage = _dtype_name(storage_dtype, "storage_dtype", _STORAGE_NAMES)
+        if formats.bit_width(formats.parse_type_name(storage)) not in (2, 4):
+            raise ValueError(f"storage_dtype must be a 4-bit or 2-bit type, got {storage}")
+        q, _ = _array(q, "q", ("ui8",))
+        codes_shape = tuple(int(n) for n in shape)
+        if q.ndim != 1 or q.size != _packed_size(codes_shape, storage):
+            raise ValueError(
+                f"q must hold {_packed_size(codes_shape, storage)} packed bytes as a 1-D "
+                f"array for shape {codes_shape}, got shape {q.shape}"
+            )
+        packed_input = (codes_shape, storage)
+        return _dequantize(
+            q,
+            packed_input,
+            storage,
+            codes_shape,
+            scale,
+            zero_point,
+            axis,
+            block_size,
+            block_shape,
+            dtype,
+            double_quant_scale,
+        )
     q, storage = _array(q, "q", _STORAGE_NAMES)
+    return _dequantize(
+        q,
+        None,
+        storage,
+        q.shape,
+        scale,
+        zero_point,
+        axis,
+        block_size,
+        block_shape,
+        dtype,
+        double_quant_scale,
+    )
+
+
+def _dequantize(
+    q: np.ndarray,
+    packed_input: tuple | None,
+    storage: str,
+    codes_shape: tuple[int, ...],
+    scale: Any,
+    zero_point: Any,
+    axis: Any,
+    block_size: Any,
+    block_shape: Any,
+    dtype: Any,
+    double_quant_scale: Any,
+) -> np.ndarray:
+    """The body of :func:`dequantize` once the input form (plain or packed) is known."""
     expressed = _dtype_name(dtype, "dtype", _EXPRESSED_NAMES)
     if storage in formats.FLOAT_STORAGE_NAMES and zero_point is not None:
         raise ValueError(f"zero_point must be None for float storage {storage}")
     gran = _granularity(
-        q.shape,
+        codes_shape,
         axis=axis,
         block_size=block_size,
         block_shape=block_shape,
         param=scale,
         default_axis=-1,
     )
-    call = _Call("dequantize", q, storage)
+    call = _Call("dequantize", q, storage, packed_input)
     call.operand("scale", _param(scale, "scale", gran.param_shape, "f32", _SCALE_NAMES))
     if zero_point is not None:
         call.operand(
@@ -317,7 +429,7 @@ def dequantize(
             _param(double_quant_scale, "double_quant_scale", (), "f32", ("f32",)),
         )
     call.clause(gran.clause)
-    return call.run([_tensor(q.shape, expressed)])
+    return call.run([_tensor(codes_shape, expressed)])
 
 
 def requantize(
@@ -381,12 +493,14 @@ def dynamic_quantize(
     symmetric: bool = True,
     scale_rounding: str = "floor",
     eps: float | None = None,
+    packed: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Per-block statistics, then quantize with the computed scale (SPEC section 3).
 
     Returns ``(data, scale)``, or ``(data, scale, zero_point)`` when not symmetric.
     NVFP4: ``dtype="f4E2M1FN", scale_dtype="f8E4M3FN", block_size=16``; MX:
     ``scale_dtype="f8E8M0FNU", block_size=32`` with ``scale_rounding`` floor or rceil.
+    ``packed=True`` returns the data of 4-bit / 2-bit types as flat uint8 bytes.
     """
     x, x_type = _array(x, "x", _EXPRESSED_NAMES)
     storage = _dtype_name(dtype, "dtype", _STORAGE_NAMES)
@@ -419,7 +533,75 @@ def dynamic_quantize(
     results = [_tensor(x.shape, storage), _tensor(gran.param_shape, scale_type)]
     if not symmetric:
         results.append(_tensor(gran.param_shape, storage))
-    return tuple(call.run(results))
+    return tuple(call.run(results, _packing(packed, x.shape, storage)))
+
+
+def fake_quantize(
+    x: np.ndarray,
+    scale: Any = None,
+    zero_point: Any = None,
+    *,
+    dtype: Any,
+    axis: int | None = None,
+    block_size: int | None = None,
+    block_shape: Sequence[int] | None = None,
+    per_token: bool = False,
+    symmetric: bool = True,
+    scale_dtype: Any = "f32",
+    zero_point_domain: str = "int",
+    eps: float | None = None,
+    rounding: str = "nearest_even",
+) -> np.ndarray:
+    """``dequantize(quantize(x))`` in one fused kernel, in ``x``'s dtype.
+
+    Static when ``scale`` is given (``zero_point`` optional). Otherwise dynamic, with
+    torchao ``FakeQuantizeConfig`` semantics: ``dtype`` the storage type, granularity
+    ``per_token=True`` / per-channel ``axis`` / per-group ``block_size`` (on ``axis``,
+    default the last) / ``block_shape``, ``symmetric``, ``scale_dtype`` (the precision the
+    scale is rounded to: f32, f16, bf16), ``zero_point_domain`` ``"int"``, ``"float"`` or
+    ``"none"``, and ``eps`` (the smallest scale).
+    """
+    x, x_type = _array(x, "x", _EXPRESSED_NAMES)
+    storage = _dtype_name(dtype, "dtype", _STORAGE_NAMES)
+    scale_type = _dtype_name(scale_dtype, "scale_dtype", ("f32", "f16", "bf16"))
+    if zero_point_domain not in ("int", "float", "none"):
+        raise ValueError(f"zero_point_domain must be int, float or none, got {zero_point_domain!r}")
+    if _bool(per_token, "per_token"):
+        if block_size is not None or block_shape is not None:
+            raise ValueError("per_token excludes block_size and block_shape")
+        if x.ndim == 0:
+            raise ValueError("per_token needs an array of rank >= 1")
+        block_shape = [1] * (x.ndim - 1) + [-1]
+    dynamic = scale is None
+    if dynamic and zero_point is not None:
+        raise ValueError("zero_point needs a scale (dynamic fake quantization computes both)")
+    gran = _granularity(
+        x.shape,
+        axis=axis,
+        block_size=block_size,
+        block_shape=block_shape,
+        param=np.empty(1) if dynamic and axis is not None else scale,
+        default_axis=-1,
+    )
+    call = _Call("fake_quantize", x, x_type)
+    call.clause(f"storage({storage})")
+    if not dynamic:
+        call.operand("scale", _param(scale, "scale", gran.param_shape, "f32", _SCALE_NAMES))
+        if zero_point is not None:
+            call.operand(
+                "zero_point",
+                _param(zero_point, "zero_point", gran.param_shape, storage, _STORAGE_NAMES),
+            )
+    call.clause(gran.clause)
+    call.clause(_rounding_clause(rounding))
+    call.clause("" if _bool(symmetric, "symmetric") else "symmetric(false)")
+    if eps is not None:
+        if not isinstance(eps, int | float) or not eps > 0:
+            raise ValueError(f"eps must be a number > 0, got {eps!r}")
+        call.clause(f"eps({float(np.float32(eps))!r})")
+    call.clause("" if scale_type == "f32" else f"scale_type({scale_type})")
+    call.clause("" if zero_point_domain == "int" else f"zero_point_domain({zero_point_domain})")
+    return call.run([_tensor(x.shape, x_type)])
 
 
 def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None) -> Any:

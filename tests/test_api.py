@@ -294,3 +294,63 @@ def test_results_are_ml_dtypes_arrays():
     assert codegen.dequantize(codegen.quantize(x, 0.5, dtype="i8"), 0.5, dtype="bf16").dtype == (
         ml_dtypes.bfloat16
     )
+
+
+FAKE_FORMS = [
+    pytest.param({"dtype": "i8", "per_token": True}, id="int8-per-token"),
+    pytest.param({"dtype": "i8", "per_token": True, "symmetric": False}, id="int8-asym-token"),
+    pytest.param(
+        {"dtype": "i4", "block_size": 32, "symmetric": False, "zero_point_domain": "float"},
+        id="int4-group-float-zp",
+    ),
+    pytest.param(
+        {"dtype": "ui8", "axis": 0, "scale_dtype": "bf16", "eps": 1e-4},
+        id="uint8-channel-bf16-scale",
+    ),
+    pytest.param({"dtype": "i8", "block_size": 16, "zero_point_domain": "none"}, id="none-zp"),
+    pytest.param({"dtype": "f8E4M3FN", "per_token": True}, id="fp8-token"),
+    pytest.param({"dtype": "i8"}, id="int8-tensor"),
+]
+
+
+@pytest.mark.parametrize("form", FAKE_FORMS)
+@pytest.mark.parametrize("shape", [(33, 70), (1, 1), (0, 16)])
+def test_fake_quantize_dynamic_matches_oracle(form, shape):
+    x = special_values(_fixed_draw, shape, 0.05)
+    x = np.where(np.isfinite(x), x, 1.0).astype(F32)
+    got = codegen.fake_quantize(x, **form)
+    assert_same_bits(got, oracle.fake_quantize(x, **form))
+
+
+def _fixed_draw(strategy):
+    return 12345
+
+
+@pytest.mark.parametrize("dtype", ["i8", "ui8", "i4"])
+def test_fake_quantize_static_matches_oracle(dtype):
+    x = special_values(_fixed_draw, (17, 40), 0.05)
+    s = np.linspace(0.01, 0.2, 40, dtype=F32)
+    zp = np.full(40, 3, oracle.storage_dtype(dtype))
+    got = codegen.fake_quantize(x, s, zp, dtype=dtype, axis=1)
+    assert_same_bits(got, oracle.fake_quantize(x, s, zp, dtype=dtype, axis=1))
+
+
+@pytest.mark.parametrize("storage", ["i4", "ui4", "i2", "ui2", "f4E2M1FN"])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (4, 64), (0,)])
+def test_packed_quantize_and_dequantize(storage, shape):
+    x = special_values(_fixed_draw, shape, 0.5)
+    packed = codegen.quantize(x, F32(0.5), dtype=storage, packed=True)
+    codes = oracle.quantize(x, F32(0.5), dtype=storage)
+    assert_same_bits(packed, oracle.pack(codes))
+    restored = codegen.dequantize(packed, F32(0.5), storage_dtype=storage, shape=shape)
+    assert_same_bits(restored, oracle.dequantize(codes, F32(0.5)))
+
+
+def test_packed_nvfp4_dynamic_quantize():
+    x = special_values(_fixed_draw, (9, 48), 0.3)
+    x = np.where(np.isfinite(x), x, 2.0).astype(F32)
+    form = {"dtype": "f4E2M1FN", "scale_dtype": "f8E4M3FN", "block_size": 16}
+    data, scale = codegen.dynamic_quantize(x, packed=True, **form)
+    want_data, want_scale = oracle.dynamic_quantize(x, **form)
+    assert_same_bits(data, oracle.pack(want_data))
+    assert_same_bits(scale, want_scale)
