@@ -12,6 +12,7 @@ This is a benchmark, not a test: nothing here asserts.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import threading
 import time
@@ -56,13 +57,23 @@ def parallel_copy(src: np.ndarray, dst: np.ndarray, threads: int) -> Callable[[]
 # --- onnxruntime -----------------------------------------------------------------------
 
 
+def ort_bytes(v: np.ndarray) -> np.ndarray:
+    """The bytes onnxruntime holds for ``v``: 4-bit types two per byte, low nibble first."""
+    flat = np.ascontiguousarray(v).reshape(-1)
+    if v.dtype in (np.dtype(ml_dtypes.int4), np.dtype(ml_dtypes.uint4)):
+        codes = flat.view(np.uint8) & 0x0F
+        if codes.size % 2:
+            codes = np.append(codes, np.uint8(0))
+        return (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
+    return flat.view(np.uint8)
+
+
 def ort_runner(
     node_op: str, inputs: dict[str, np.ndarray], output_type: int, attrs: dict, threads: int
 ) -> Callable[[], None] | None:
     """An io_binding runner of a one-node ONNX model, or None if onnxruntime is missing
     or cannot run that node."""
     try:
-        import onnx
         import onnxruntime as ort
         from onnx import helper
     except ImportError:
@@ -91,13 +102,20 @@ def ort_runner(
     except Exception:
         return None
     binding = session.io_binding()
+    keep = []
     for n, v in inputs.items():
-        binding.bind_cpu_input(n, v)
-    out_dtype = onnx.helper.tensor_dtype_to_np_dtype(output_type)
-    out = np.empty(x.shape, dtype=out_dtype)
-    binding.bind_output(
-        "y", "cpu", element_type=out_dtype, shape=out.shape, buffer_ptr=out.ctypes.data
-    )
+        # OrtValues of the ONNX element type: ml_dtypes arrays (float8, int4) cannot be bound
+        # directly, so their bytes are copied into an OrtValue once, outside the timing.
+        value = ort.OrtValue.ortvalue_from_shape_and_type(
+            list(v.shape), helper.np_dtype_to_tensor_dtype(v.dtype), "cpu"
+        )
+        raw = ort_bytes(v)
+        ctypes.memmove(value.data_ptr(), raw.ctypes.data, raw.nbytes)
+        binding.bind_ortvalue_input(n, value)
+        keep.append(value)
+    out = ort.OrtValue.ortvalue_from_shape_and_type(list(x.shape), output_type, "cpu")
+    binding.bind_ortvalue_output("y", out)
+    keep.append(out)
 
     def run() -> None:
         session.run_with_iobinding(binding)
@@ -133,6 +151,12 @@ def make_cases(n: int, threads: int) -> list[Case]:
     s_block = (rng.random((n, n // 32), dtype=np.float32) + 0.5) * 0.1
     size = n * n
     cases: list[Case] = []
+    # Preallocated outputs, as onnxruntime's io_binding has: the timing is the kernel's,
+    # not the first-touch page faults of a fresh result array.
+    out_i8 = np.empty((n, n), np.int8)
+    out_f32 = np.empty((n, n), np.float32)
+    out_f8 = np.empty((n, n), ml_dtypes.float8_e4m3fn)
+    out_i4 = np.empty((n, n), ml_dtypes.int4)
 
     def torch_q(axis_scales: np.ndarray | None, axis: int) -> Callable[[], object] | None:
         try:
@@ -154,7 +178,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-tensor",
-            lambda: codegen.quantize(x, s_tensor, zp8, dtype="i8"),
+            lambda: codegen.quantize(x, s_tensor, zp8, dtype="i8", out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -172,7 +196,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-axis 0",
-            lambda: codegen.quantize(x, s_axis0, z0, dtype="i8", axis=0),
+            lambda: codegen.quantize(x, s_axis0, z0, dtype="i8", axis=0, out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -189,7 +213,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-axis last",
-            lambda: codegen.quantize(x, s_axis1, z0, dtype="i8", axis=1),
+            lambda: codegen.quantize(x, s_axis1, z0, dtype="i8", axis=1, out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -206,7 +230,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i8->f32 per-tensor",
-            lambda: codegen.dequantize(q8, s_tensor, zp8),
+            lambda: codegen.dequantize(q8, s_tensor, zp8, out=out_f32),
             size * 5,
             q8,
             ort_runner(
@@ -223,7 +247,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i8->f32 per-axis last",
-            lambda: codegen.dequantize(q8, s_axis1, z0, axis=1),
+            lambda: codegen.dequantize(q8, s_axis1, z0, axis=1, out=out_f32),
             size * 5,
             q8,
             ort_runner(
@@ -240,7 +264,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->f8E4M3FN",
-            lambda: codegen.quantize(x, s_tensor, dtype="f8E4M3FN"),
+            lambda: codegen.quantize(x, s_tensor, dtype="f8E4M3FN", out=out_f8),
             size * 5,
             x,
             ort_runner(
@@ -257,7 +281,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ f8E4M3FN->f32",
-            lambda: codegen.dequantize(f8, s_tensor),
+            lambda: codegen.dequantize(f8, s_tensor, out=out_f32),
             size * 5,
             f8,
             ort_runner(
@@ -274,7 +298,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i4 block 32",
-            lambda: codegen.quantize(x, s_block, dtype="i4", axis=1, block_size=32),
+            lambda: codegen.quantize(x, s_block, dtype="i4", axis=1, block_size=32, out=out_i4),
             size * 5,
             x,
             ort_runner(
@@ -293,7 +317,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i4->f32 block 32",
-            lambda: codegen.dequantize(q4, s_block, axis=1, block_size=32),
+            lambda: codegen.dequantize(q4, s_block, axis=1, block_size=32, out=out_f32),
             size * 5,
             q4,
             ort_runner(
@@ -311,7 +335,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "RQ i8->i8 per-axis",
-            lambda: codegen.requantize(q8, s_axis1, z0, s_out, z0, axis=1),
+            lambda: codegen.requantize(q8, s_axis1, z0, s_out, z0, axis=1, out=out_i8),
             size * 2,
             q8,
             None,
@@ -324,13 +348,70 @@ def make_cases(n: int, threads: int) -> list[Case]:
     return cases
 
 
+def make_dynamic_cases(n: int, threads: int) -> list[Case]:
+    """Dynamic / microscaling rows (issue 5): against the numpy oracle and torch."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import oracle
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, n), dtype=np.float32)
+    size = n * n
+    nvfp4 = {"dtype": "f4E2M1FN", "scale_dtype": "f8E4M3FN", "block_size": 16,
+             "double_quant_scale": np.float32(1.0)}  # fmt: skip
+    mxfp8 = {"dtype": "f8E4M3FN", "scale_dtype": "f8E8M0FNU", "block_size": 32}
+    tiles = {"dtype": "f8E4M3FN", "block_shape": [128, 128]}
+    token = {"dtype": "i8", "block_shape": [1, -1]}
+    fake = {"dtype": "i8", "per_token": True}
+
+    def torch_token(fake_quant: bool) -> Callable[[], object] | None:
+        try:
+            import torch
+        except ImportError:
+            return None
+        torch.set_num_threads(threads)
+        tx = torch.from_numpy(x)
+
+        def run() -> object:
+            s = tx.abs().amax(dim=1, keepdim=True) / 127
+            q = torch.clamp(torch.round(tx / s), -128, 127)
+            return q * s if fake_quant else q.to(torch.int8)
+
+        return run
+
+    def dyn(form: dict, packed: bool = False) -> Callable[[], object]:
+        return lambda: codegen.dynamic_quantize(x, packed=packed, **form)
+
+    return [
+        Case("dyn NVFP4 b16", dyn(nvfp4), size * 5 + size // 16, x,
+             numpy=lambda: oracle.dynamic_quantize(x, **nvfp4)),
+        Case("dyn NVFP4 b16 packed", dyn(nvfp4, True), size * 4 + size // 2 + size // 16, x,
+             numpy=lambda: oracle.pack(oracle.dynamic_quantize(x, **nvfp4)[0])),
+        Case("dyn MXFP8 b32", dyn(mxfp8), size * 5 + size // 32, x,
+             numpy=lambda: oracle.dynamic_quantize(x, **mxfp8)),
+        Case("dyn FP8 128x128 f32 scale", dyn(tiles), size * 5, x,
+             numpy=lambda: oracle.dynamic_quantize(x, **tiles)),
+        Case("dyn int8 per-token", dyn(token), size * 5, x, torch=torch_token(False),
+             numpy=lambda: oracle.dynamic_quantize(x, **token)),
+        Case("fake-quant int8 per-token", lambda: codegen.fake_quantize(x, **fake), size * 8, x,
+             torch=torch_token(True), numpy=lambda: oracle.fake_quantize(x, **fake)),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--suite", choices=["static", "dynamic", "all"], default="all")
     args = parser.parse_args()
-    cases = make_cases(args.size, args.threads)
+    cases = []
+    if args.suite in ("static", "all"):
+        cases += make_cases(args.size, args.threads)
+    if args.suite in ("dynamic", "all"):
+        cases += make_dynamic_cases(args.size, args.threads)
     header = (
         f"{'case':26} {'qopt GB/s':>10} {'copy GB/s':>10} {'x copy':>7} "
         f"{'ort GB/s':>9} {'x ort':>7} {'torch GB/s':>10} {'x torch':>8} "

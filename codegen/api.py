@@ -231,8 +231,12 @@ class _Call:
             self.clauses.append(text)
 
     def run(
-        self, result_types: Sequence[str], pack_first: tuple[tuple[int, ...], str] | None = None
+        self,
+        result_types: Sequence[str],
+        pack_first: tuple[tuple[int, ...], str] | None = None,
+        out: np.ndarray | None = None,
     ) -> Any:
+        """Compile (once per signature) and call; ``out`` receives the result in place."""
         results = ", ".join(result_types)
         names = [f"%r{i}" for i in range(len(result_types))]
         returned, returned_types = list(names), list(result_types)
@@ -257,7 +261,7 @@ class _Call:
             )
 
         try:
-            return _kernel_for(key, build)(*self.arrays)
+            return _kernel_for(key, build)(*self.arrays, out=out)
         except QuantDiagnostic as diagnostic:
             raise ValueError(diagnostic.message) from None
 
@@ -299,6 +303,7 @@ def quantize(
     saturate: bool = True,
     rounding: str = "nearest_even",
     packed: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``q = clamp(round(x / scale) + zero_point, qmin, qmax)``; float storage
     ``cast_rne(x / scale)`` (SPEC section 3). Returns an array of ``dtype``, or with
@@ -325,7 +330,7 @@ def quantize(
     call.clause(gran.clause)
     call.clause(_rounding_clause(rounding))
     call.clause("" if _bool(saturate, "saturate") else "saturate(false)")
-    return call.run([_tensor(x.shape, storage)], _packing(packed, x.shape, storage))
+    return call.run([_tensor(x.shape, storage)], _packing(packed, x.shape, storage), out=out)
 
 
 def dequantize(
@@ -340,6 +345,7 @@ def dequantize(
     double_quant_scale: Any = None,
     storage_dtype: Any = None,
     shape: Sequence[int] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x = (q - zero_point) * scale`` in f32, rounded to ``dtype`` (f32, f16, bf16).
 
@@ -362,33 +368,13 @@ def dequantize(
                 f"array for shape {codes_shape}, got shape {q.shape}"
             )
         packed_input = (codes_shape, storage)
-        return _dequantize(
-            q,
-            packed_input,
-            storage,
-            codes_shape,
-            scale,
-            zero_point,
-            axis,
-            block_size,
-            block_shape,
-            dtype,
-            double_quant_scale,
-        )
-    q, storage = _array(q, "q", _STORAGE_NAMES)
+    else:
+        q, storage = _array(q, "q", _STORAGE_NAMES)
+        codes_shape = q.shape
     return _dequantize(
-        q,
-        None,
-        storage,
-        q.shape,
-        scale,
-        zero_point,
-        axis,
-        block_size,
-        block_shape,
-        dtype,
-        double_quant_scale,
-    )
+        q, packed_input, storage, codes_shape, scale, zero_point, axis, block_size,
+        block_shape, dtype, double_quant_scale, out,
+    )  # fmt: skip
 
 
 def _dequantize(
@@ -403,6 +389,7 @@ def _dequantize(
     block_shape: Any,
     dtype: Any,
     double_quant_scale: Any,
+    out: np.ndarray | None,
 ) -> np.ndarray:
     """The body of :func:`dequantize` once the input form (plain or packed) is known."""
     expressed = _dtype_name(dtype, "dtype", _EXPRESSED_NAMES)
@@ -429,7 +416,7 @@ def _dequantize(
             _param(double_quant_scale, "double_quant_scale", (), "f32", ("f32",)),
         )
     call.clause(gran.clause)
-    return call.run([_tensor(codes_shape, expressed)])
+    return call.run([_tensor(codes_shape, expressed)], out=out)
 
 
 def requantize(
@@ -443,6 +430,7 @@ def requantize(
     dtype: Any = None,
     rounding: str = "nearest_even",
     lowering: str | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``quantize(dequantize(q, in_*) as f32, out_*)`` bit for bit, in one kernel.
 
@@ -478,7 +466,7 @@ def requantize(
     call.clause(_rounding_clause(rounding))
     if lowering is not None:
         call.clause(f'{{lowering = "{lowering}"}}')
-    return call.run([_tensor(q.shape, out_storage)])
+    return call.run([_tensor(q.shape, out_storage)], out=out)
 
 
 def dynamic_quantize(
@@ -551,6 +539,7 @@ def fake_quantize(
     zero_point_domain: str = "int",
     eps: float | None = None,
     rounding: str = "nearest_even",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``dequantize(quantize(x))`` in one fused kernel, in ``x``'s dtype.
 
@@ -601,7 +590,7 @@ def fake_quantize(
         call.clause(f"eps({float(np.float32(eps))!r})")
     call.clause("" if scale_type == "f32" else f"scale_type({scale_type})")
     call.clause("" if zero_point_domain == "int" else f"zero_point_domain({zero_point_domain})")
-    return call.run([_tensor(x.shape, x_type)])
+    return call.run([_tensor(x.shape, x_type)], out=out)
 
 
 def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None) -> Any:
