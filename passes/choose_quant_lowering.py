@@ -77,8 +77,11 @@ def lut_pays_off(op: RequantizeOp) -> bool:
 
 
 def pack_can_fuse(op: PackOp) -> bool:
+    """The pack's codes come from a quantize or dynamic_quantize used by nothing else."""
     producer = op.input.owner
-    return isinstance(producer, QuantizeOp) and producer.result.has_one_use()
+    if isinstance(producer, QuantizeOp):
+        return producer.result.has_one_use()
+    return isinstance(producer, DynamicQuantizeOp) and producer.data.has_one_use()
 
 
 @dataclass(frozen=True)

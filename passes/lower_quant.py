@@ -51,7 +51,7 @@ so codegen runs them as one phase, row by row (design.md section 2); blocks span
 from __future__ import annotations
 
 import math as pymath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
@@ -85,6 +85,7 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.rewriter import InsertPoint
 
 from passes.quant_math import (
     BodyBuilder,
@@ -777,11 +778,15 @@ def _dynamic_form(op: DynamicQuantizeOp) -> DynamicForm:
     )
 
 
-def lower_dynamic_quantize(op: DynamicQuantizeOp, e: Emitter, fused: bool) -> list[SSAValue]:
+def lower_dynamic_quantize(
+    op: DynamicQuantizeOp, e: Emitter, fused: bool, pack: PackOp | None = None
+) -> list[SSAValue]:
     """Statistics, then the stored parameters, then the data (see the module docstring).
 
     ``fused``: the data generic reads the statistics and recomputes its block's
-    parameters inline; otherwise it reads the stored scale (and zero point).
+    parameters inline; otherwise it reads the stored scale (and zero point). With ``pack``
+    (the only user of the data) the data loop is the pack's loop over bytes, each lane
+    quantizing its element, and the first result is the packed bytes.
     """
     shape = shape_of(op.input)
     rank = len(shape)
@@ -805,18 +810,35 @@ def lower_dynamic_quantize(op: DynamicQuantizeOp, e: Emitter, fused: bool) -> li
         assert value is not None
         stored.extend(e.finish(g, [value]))
 
-    # the data
+    def data_code(g: GenericBuilder, element: AffineMap) -> SSAValue:
+        """The data code of the element that ``element`` reads, in generic ``g``."""
+        x = to_f32(g.body, g.input(op.input, element))
+        dq = _read_double_quant(g, double_quant)
+        block = stats.map.compose(element)
+        if fused:
+            params = dynamic_params(g.body, stats.read(g, block), form, dq)
+        else:
+            params = _stored_dynamic_params(g, stored, block, form, dq)
+        return dynamic_data(g.body, x, params, form)
+
+    if pack is not None:
+        return [lower_pack(pack, e, code_of=data_code), *stored]
     ident = identity_map(rank)
     g = e.parallel(rank)
-    x = to_f32(g.body, g.input(op.input, ident))
-    dq = _read_double_quant(g, double_quant)
-    if fused:
-        params = dynamic_params(g.body, stats.read(g, stats.map), form, dq)
-    else:
-        params = _stored_dynamic_params(g, stored, stats.map, form, dq)
+    code = data_code(g, ident)
     g.output(e.empty(op.data.type), ident)
-    data = e.finish(g, [dynamic_data(g.body, x, params, form)])[0]
+    data = e.finish(g, [code])[0]
     return [data, *stored]
+
+
+def _dynamic_pack_fusing(op: DynamicQuantizeOp) -> PackOp | None:
+    """The pack that absorbs this op's data: its only user, with lowering ``fused``."""
+    if not op.data.has_one_use():
+        return None
+    user = next(iter(op.data.uses)).operation
+    if isinstance(user, PackOp) and lowering_of(user) == "fused":
+        return user
+    return None
 
 
 def _read_double_quant(g: GenericBuilder, source: ParamSource | None) -> SSAValue | None:
@@ -853,9 +875,18 @@ class LowerDynamicQuantize(RewritePattern):
         lowering = lowering_of(op)
         if lowering not in ("fused", "composite"):
             raise _fail(op, f"unknown lowering '{lowering}' for quant.dynamic_quantize")
-        e = Emitter(op.location)
-        results = lower_dynamic_quantize(op, e, fused=lowering == "fused")
-        rewriter.replace(op, e.ops, results)
+        pack = _dynamic_pack_fusing(op)
+        if pack is None:
+            e = Emitter(op.location)
+            rewriter.replace(op, e.ops, lower_dynamic_quantize(op, e, lowering == "fused"))
+            return
+        # Fused with its pack: every new op goes before this op (the scale may be used
+        # before the pack), the pack's bytes replace the pack, and the data dies with it.
+        e = Emitter(fused_loc(op, pack))
+        packed, *stored = lower_dynamic_quantize(op, e, lowering == "fused", pack)
+        rewriter.insert_op(e.ops, InsertPoint.before(op))
+        rewriter.replace(pack, [], [packed])
+        rewriter.replace(op, [], [None, *stored])
 
 
 # --- fake_quantize --------------------------------------------------------------------
@@ -1058,14 +1089,21 @@ def _pack_fusing(op: QuantizeOp) -> PackOp | None:
     return None
 
 
-def lower_pack(op: PackOp, e: Emitter, quantize: QuantizeOp | None = None) -> SSAValue:
+CodeOf = Callable[["GenericBuilder", AffineMap], SSAValue]
+"""Emits, in a pack generic, the code of the data element that ``code_map`` reads."""
+
+
+def lower_pack(
+    op: PackOp, e: Emitter, quantize: QuantizeOp | None = None, code_of: CodeOf | None = None
+) -> SSAValue:
     """One parallel generic over the bytes; each lane's code shifted into place:
 
         %w1 = arith.extui %c1 : i4 to i32
         %s1 = arith.shli %w1, %c4_i32 : i32
         %b = arith.ori %w0, %s1 : i32
         %byte = arith.trunci %b : i32 to ui8
-    With ``quantize`` each lane's code is ``quantize_value`` of its input element.
+    With ``quantize`` each lane's code is ``quantize_value`` of its input element; with
+    ``code_of`` (a fused producer such as dynamic_quantize) the callback computes it.
     """
     codes_shape = shape_of(op.input)
     bytes_shape = shape_of(op.result)
@@ -1084,7 +1122,9 @@ def lower_pack(op: PackOp, e: Emitter, quantize: QuantizeOp | None = None) -> SS
     b = g.body
     words: list[SSAValue] = []
     for lane, (code_map, mask_map) in enumerate(lanes):
-        if quantize is None or params is None:
+        if code_of is not None:
+            code = code_of(g, code_map)
+        elif quantize is None or params is None:
             code = g.input(op.input, code_map)
         else:
             x = to_f32(b, g.input(quantize.input, code_map))

@@ -665,3 +665,23 @@ func.func @fake_dynamic_e4m3(%x: tensor<4x32xbf16>) -> tensor<4x32xbf16> {
   %y = quant.fake_quantize %x storage(f8E4M3FN) per_token : tensor<4x32xbf16> -> tensor<4x32xbf16>
   func.return %y : tensor<4x32xbf16>
 }
+
+// dynamic_quantize whose data only feeds a pack: the pack's loop over bytes quantizes each
+// lane itself (NVFP4 here), so no f4E2M1FN tensor is ever materialized.
+// CHECK-LABEL: func.func @dynamic_quantize_packed
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]
+// CHECK: } -> tensor<2x2xi32>
+// CHECK: %[[SCALE:.*]] = linalg.generic
+// CHECK: } -> tensor<2x2xf8E4M3FN>
+// CHECK-NOT: tensor<2x32xf4E2M1FN>
+// CHECK: %[[BYTES:.*]] = linalg.generic
+// CHECK: arith.truncf %{{.*}} : f32 to f4E2M1FN
+// CHECK: arith.truncf %{{.*}} : f32 to f4E2M1FN
+// CHECK: arith.ori
+// CHECK: } -> tensor<32xui8>
+// CHECK: func.return %[[BYTES]], %[[SCALE]]
+func.func @dynamic_quantize_packed(%x: tensor<2x32xf32>) -> (tensor<32xui8>, tensor<2x2xf8E4M3FN>) {
+  %d, %s = quant.dynamic_quantize %x per_block(1, 16) : tensor<2x32xf32> -> tensor<2x32xf4E2M1FN>, tensor<2x2xf8E4M3FN>
+  %p = quant.pack %d : tensor<2x32xf4E2M1FN> -> tensor<32xui8>
+  func.return %p, %s : tensor<32xui8>, tensor<2x2xf8E4M3FN>
+}
