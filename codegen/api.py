@@ -185,6 +185,16 @@ def _packed_size(shape: Sequence[int], element: str) -> int:
     return -(-math.prod(shape) // per_byte)
 
 
+def _packed_shape(shape: Sequence[int], element: str) -> tuple[int, ...]:
+    """The byte tensor of packed codes: the codes' shape with the last dimension packed
+    when whole bytes fit in a row (same bytes as the flat form, and a loop the rows'
+    phase can share), else the flat byte count."""
+    per_byte = 8 // formats.bit_width(formats.parse_type_name(element))
+    if len(shape) > 1 and shape[-1] % per_byte == 0:
+        return (*shape[:-1], shape[-1] // per_byte)
+    return (_packed_size(shape, element),)
+
+
 class _Call:
     """One op call being assembled: kernel operands, IR arguments and clauses.
 
@@ -245,9 +255,11 @@ class _Call:
             f"{', '.join(names)} = quant.{self.op} {self.source} {' '.join(self.clauses)} : "
             f"{self.input_type} -> {results}"
         )
+        bytes_shape: tuple[int, ...] | None = None
         if pack_first is not None:
             shape, element = pack_first
-            bytes_type = _tensor((_packed_size(shape, element),), "ui8")
+            bytes_shape = _packed_shape(shape, element)
+            bytes_type = _tensor(bytes_shape, "ui8")
             lines.append(f"%p = quant.pack %r0 : {result_types[0]} -> {bytes_type}")
             returned[0], returned_types[0] = "%p", bytes_type
         lines.append(f"func.return {', '.join(returned)} : {', '.join(returned_types)}")
@@ -260,10 +272,17 @@ class _Call:
                 f"({', '.join(returned_types)}) {{\n{body}}}\n"
             )
 
+        if bytes_shape is not None and out is not None:
+            out = out.reshape(bytes_shape)  # the flat bytes, seen in the kernel's shape
         try:
-            return _kernel_for(key, build)(*self.arrays, out=out)
+            results = _kernel_for(key, build)(*self.arrays, out=out)
         except QuantDiagnostic as diagnostic:
             raise ValueError(diagnostic.message) from None
+        if bytes_shape is None:
+            return results
+        if isinstance(results, tuple):
+            return (results[0].reshape(-1), *results[1:])
+        return results.reshape(-1)
 
 
 def _packing(packed: Any, shape: tuple[int, ...], storage: str) -> tuple | None:

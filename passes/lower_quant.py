@@ -1054,6 +1054,17 @@ def _lane_maps(
     rank = len(bytes_shape)
     byte = linearize([dim(k) for k in range(rank)], bytes_shape)
     maps: list[tuple[AffineMap, AffineMap | None]] = []
+    if (
+        rank > 1
+        and tuple(bytes_shape[:-1]) == tuple(codes_shape[:-1])
+        and codes_shape[-1] == bytes_shape[-1] * per
+    ):
+        # bytes shaped like the codes with the last dimension packed: (.., b) -> (.., b * per + l)
+        # (no index math on the outer dims, so the byte loop joins the rows' phase)
+        outer = [dim(k) for k in range(rank - 1)]
+        return [
+            (AffineMap(rank, 0, (*outer, dim(rank - 1) * per + lane)), None) for lane in range(per)
+        ]
     if codes_shape and codes_shape[-1] % per == 0:
         # whole bytes per row: the lanes of byte b are codes (.., (b mod n/per) * per + l)
         strides = c_strides(codes_shape)
