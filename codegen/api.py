@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from qdialect import formats
+from qdialect.attrs import BlockAttr, PerAxisAttr, PerBlockAttr
 from qdialect.diagnostics import QuantDiagnostic, parse_module, verify_module
 
 _STORAGE_NAMES = tuple(
@@ -82,8 +83,6 @@ def _granularity(
 ) -> _Granularity:
     """SPEC section 5: block_shape -> N-D block; block_size -> per-block along axis;
     only axis (and a 1-D parameter) -> per-axis; none -> per-tensor."""
-    from qdialect.attrs import BlockAttr, PerAxisAttr, PerBlockAttr
-
     rank = len(shape)
     if block_shape is not None:
         if block_size is not None:
@@ -236,6 +235,25 @@ class _Call:
         text = f"{keyword}({name} : {_tensor(array.shape, element)})"
         (self.clauses if into is None else into).append(text)
 
+    def parameters(
+        self,
+        scale: Any,
+        zero_point: Any,
+        gran: _Granularity,
+        storage: str,
+        prefix: str = "",
+        into: list[str] | None = None,
+    ) -> None:
+        """The scale and optional zero point of one quantization step (arguments named
+        ``{prefix}scale`` / ``{prefix}zero_point``); float storage takes no zero point."""
+        if zero_point is not None and storage in formats.FLOAT_STORAGE_NAMES:
+            raise ValueError(f"{prefix}zero_point must be None for float storage {storage}")
+        shape = gran.param_shape
+        self.operand("scale", _param(scale, f"{prefix}scale", shape, "f32", _SCALE_NAMES), into)
+        if zero_point is not None:
+            zp = _param(zero_point, f"{prefix}zero_point", shape, storage, _STORAGE_NAMES)
+            self.operand("zero_point", zp, into)
+
     def clause(self, text: str) -> None:
         if text:
             self.clauses.append(text)
@@ -329,8 +347,6 @@ def quantize(
     ``packed=True`` (4-bit and 2-bit types) the flat uint8 bytes of the codes."""
     x, x_type = _array(x, "x", _EXPRESSED_NAMES)
     storage = _dtype_name(dtype, "dtype", _STORAGE_NAMES)
-    if storage in formats.FLOAT_STORAGE_NAMES and zero_point is not None:
-        raise ValueError(f"zero_point must be None for float storage {storage}")
     gran = _granularity(
         x.shape,
         axis=axis,
@@ -340,12 +356,7 @@ def quantize(
         default_axis=-1,
     )
     call = _Call("quantize", x, x_type)
-    call.operand("scale", _param(scale, "scale", gran.param_shape, "f32", _SCALE_NAMES))
-    if zero_point is not None:
-        call.operand(
-            "zero_point",
-            _param(zero_point, "zero_point", gran.param_shape, storage, _STORAGE_NAMES),
-        )
+    call.parameters(scale, zero_point, gran, storage)
     call.clause(gran.clause)
     call.clause(_rounding_clause(rounding))
     call.clause("" if _bool(saturate, "saturate") else "saturate(false)")
@@ -412,8 +423,6 @@ def _dequantize(
 ) -> np.ndarray:
     """The body of :func:`dequantize` once the input form (plain or packed) is known."""
     expressed = _dtype_name(dtype, "dtype", _EXPRESSED_NAMES)
-    if storage in formats.FLOAT_STORAGE_NAMES and zero_point is not None:
-        raise ValueError(f"zero_point must be None for float storage {storage}")
     gran = _granularity(
         codes_shape,
         axis=axis,
@@ -423,12 +432,7 @@ def _dequantize(
         default_axis=-1,
     )
     call = _Call("dequantize", q, storage, packed_input)
-    call.operand("scale", _param(scale, "scale", gran.param_shape, "f32", _SCALE_NAMES))
-    if zero_point is not None:
-        call.operand(
-            "zero_point",
-            _param(zero_point, "zero_point", gran.param_shape, storage, _STORAGE_NAMES),
-        )
+    call.parameters(scale, zero_point, gran, storage)
     if double_quant_scale is not None:
         call.operand(
             "double_quant",
@@ -468,17 +472,7 @@ def requantize(
     ):
         gran = _granularity(q.shape, axis=axis, block_size=None, block_shape=None, param=scale)
         group: list[str] = []
-        call.operand(
-            "scale", _param(scale, f"{side}_scale", gran.param_shape, "f32", _SCALE_NAMES), group
-        )
-        if zp is not None:
-            if side_storage in formats.FLOAT_STORAGE_NAMES:
-                raise ValueError(f"{side}_zero_point must be None for float storage {side_storage}")
-            call.operand(
-                "zero_point",
-                _param(zp, f"{side}_zero_point", gran.param_shape, side_storage, _STORAGE_NAMES),
-                group,
-            )
+        call.parameters(scale, zp, gran, side_storage, f"{side}_", group)
         if gran.clause:
             group.append(gran.clause)
         call.clause(f"{side}({' '.join(group)})")
@@ -594,12 +588,7 @@ def fake_quantize(
     call = _Call("fake_quantize", x, x_type)
     call.clause(f"storage({storage})")
     if not dynamic:
-        call.operand("scale", _param(scale, "scale", gran.param_shape, "f32", _SCALE_NAMES))
-        if zero_point is not None:
-            call.operand(
-                "zero_point",
-                _param(zero_point, "zero_point", gran.param_shape, storage, _STORAGE_NAMES),
-            )
+        call.parameters(scale, zero_point, gran, storage)
     call.clause(gran.clause)
     call.clause(_rounding_clause(rounding))
     call.clause("" if _bool(symmetric, "symmetric") else "symmetric(false)")
