@@ -464,6 +464,20 @@ def _input_domain(side: _Side) -> tuple[np.ndarray, bool]:
     return _storage_domain(side.storage), False
 
 
+def _through_inner(
+    codes: np.ndarray, inner: _Step, src, mid, view
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, x2)``: the codes dequantized with the inner step's input parameters ``src``,
+    and what the outer step sees after the inner requantize (to ``mid``, read back with
+    the outer input parameters ``view``), both in f32."""
+    x = _dequantize(codes, src.scale, src.zero_point, "f32")
+    r1 = _quantize(
+        x, mid.scale, mid.zero_point, inner.output.storage, inner.rounding, inner.saturate,
+        inner.bounds,
+    )  # fmt: skip
+    return x, _dequantize(r1, view.scale, view.zero_point, "f32")
+
+
 def _inner_step_lossless(inner: _Step, outer_input: _Side, shape: tuple[int, ...]) -> bool:
     """dequantize(inner(q), outer_input) == dequantize(q, inner.input), bit for bit."""
     if _inner_step_lossless_by_rule(inner, outer_input, shape):
@@ -481,17 +495,7 @@ def _inner_step_lossless(inner: _Step, outer_input: _Side, shape: tuple[int, ...
     with np.errstate(all="ignore"):
         for rows in _chunks(cells, codes.size):
             src, mid, view = _take(source, rows), _take(middle, rows), _take(seen, rows)
-            x = _dequantize(codes, src.scale, src.zero_point, "f32")
-            r1 = _quantize(
-                x,
-                mid.scale,
-                mid.zero_point,
-                inner.output.storage,
-                inner.rounding,
-                inner.saturate,
-                inner.bounds,
-            )
-            x2 = _dequantize(r1, view.scale, view.zero_point, "f32")
+            x, x2 = _through_inner(codes, inner, src, mid, view)
             if not np.array_equal(x.view(np.uint32), x2.view(np.uint32)):
                 return False
     return True
@@ -574,17 +578,7 @@ def _compare_chain(
         for rows in _chunks(cells, codes.size):
             src, mid = _take(source, rows), _take(middle, rows)
             view, dst = _take(seen, rows), _take(target, rows)
-            x = _dequantize(codes, src.scale, src.zero_point, "f32")
-            r1 = _quantize(
-                x,
-                mid.scale,
-                mid.zero_point,
-                inner.output.storage,
-                inner.rounding,
-                inner.saturate,
-                inner.bounds,
-            )
-            x2 = _dequantize(r1, view.scale, view.zero_point, "f32")
+            x, x2 = _through_inner(codes, inner, src, mid, view)
             chained = _quantize(
                 x2,
                 dst.scale,
