@@ -171,6 +171,8 @@ class PhaseSpec:
     parallel: bool  # [lo, hi) chunks may run on different threads
     work: int  # loop iterations of all fused nests together, for the threading threshold
     ops: tuple[str, ...]  # what was fused, e.g. ("linalg.generic", "copy")
+    # block size of each block group (a statistic with its consumers) run tile by tile
+    tiled: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -854,6 +856,131 @@ def _group_phases(nests: Sequence[_Nest]) -> list[list[_Nest]]:
     return phases
 
 
+@dataclass(frozen=True)
+class _BlockGroup:
+    """Consecutive nests of one phase that run block by block along the last dimension.
+
+    A per-block statistic (a reduction whose outputs see the last dimension only as
+    `d floordiv size`), the nests that turn it into per-block parameters, and the nests
+    that consume them element by element are interleaved tile by tile: for each tile of
+    `BLOCKS_PER_TILE` blocks, the statistics of its blocks, then their parameters, then
+    its elements. The tile is still in L1 when it is quantized, however long the row
+    (design.md section 2). A tile, not a single block: the parameter arithmetic is then a
+    loop over 16 blocks that vectorizes, where one block at a time it is a chain of scalar
+    divisions and conversions the core cannot overlap (measured: 2x slower for NVFP4).
+    """
+
+    nests: tuple[_Nest, ...]
+    per_block: tuple[bool, ...]  # runs once per block (parameter-shaped), else per element
+    size: int
+    extent: int  # elements along the last dimension
+
+    @property
+    def rank(self) -> int:
+        return self.nests[0].rank
+
+    @property
+    def tile(self) -> int:
+        """Elements per tile along the last dimension."""
+        return self.size * BLOCKS_PER_TILE
+
+
+BLOCKS_PER_TILE = 16  # one AVX-512 vector of per-block f32 parameters
+
+
+def _block_role(nest: _Nest, size: int, outer: tuple[int, ...], extent: int) -> bool | None:
+    """How `nest` fits a block group of `size` along the last dimension: True when it runs
+    once per block (extent ceil(extent / size), maps see the dimension as itself), False
+    when it runs over the block's elements (maps see it as itself or `d floordiv size`,
+    a reduction only as a per-block one), None when it does not fit."""
+    last = len(outer)
+    blocks = -(-extent // size)
+    if nest.rank != last + 1 or nest.extents[:last] != outer or nest.gathers:
+        return None
+    if any(nest.reductions[:last]):
+        return None
+    if nest.extents[last] == blocks and not any(nest.reductions):
+        per_block = True
+    elif nest.extents[last] == extent:
+        if nest.reductions[last] and _reduction_block(nest, last) != size:
+            return None
+        per_block = False
+    else:
+        return None
+    for access in nest.accesses:
+        for r in access.map.results:
+            if last not in r.used_dims() or _is_dim(r, last):
+                continue
+            if per_block or _block_of(r, last) != size:
+                return None
+    return per_block
+
+
+def _block_group_at(nests: Sequence[_Nest], start: int) -> _BlockGroup | None:
+    """The block group that begins at `nests[start]`, if any: per-block nests, then a
+    per-block reduction that fixes the block size, then nests that fit (`_block_role`),
+    with every buffer written in the group read back only inside the same block."""
+    first = nests[start]
+    if first.rank < 2:
+        return None
+    last = first.rank - 1
+    outer = first.extents[:last]
+    statistic = next(
+        (
+            k
+            for k in range(start, len(nests))
+            if nests[k].rank == first.rank and _reduction_block(nests[k], last) is not None
+        ),
+        None,
+    )
+    if statistic is None:
+        return None
+    size = _reduction_block(nests[statistic], last)
+    assert size is not None
+    extent = nests[statistic].extents[last]
+    roles: list[bool] = []
+    for nest in nests[start:]:
+        role = _block_role(nest, size, outer, extent)
+        if role is None:
+            break
+        roles.append(role)
+    members = nests[start : start + len(roles)]
+    if len(roles) <= statistic - start or not any(
+        not role and not any(n.reductions) for n, role in zip(members, roles)
+    ):
+        return None  # the statistic does not fit, or nothing consumes it per element
+    # A buffer written in the group is indexed (d0, .., d<last-1>, x) everywhere in it, x
+    # being always the element (`d<last>` in per-element nests) or always the block
+    # (`d<last>` in per-block nests, `d<last> floordiv size` in per-element ones), so a
+    # block only ever reads what the same block wrote.
+    written = {o.storage for n in members for o in n.outputs}
+    indexed_by: dict[_Storage, str] = {}
+    for n, per_block in zip(members, roles):
+        for a in n.accesses:
+            if a.storage not in written:
+                continue
+            results = a.map.results
+            if len(results) != last + 1 or not all(
+                _is_dim(r, j) for j, r in enumerate(results[:last])
+            ):
+                return None
+            by = "element" if _is_dim(results[last], last) and not per_block else "block"
+            if indexed_by.setdefault(a.storage, by) != by:
+                return None
+    return _BlockGroup(tuple(members), tuple(roles), size, extent)
+
+
+def _row_plan(members: Sequence[_Nest]) -> list[_Nest | _BlockGroup]:
+    """What one row of a phase runs, in order: single nests and block groups."""
+    plan: list[_Nest | _BlockGroup] = []
+    k = 0
+    while k < len(members):
+        group = _block_group_at(members, k)
+        plan.append(members[k] if group is None else group)
+        k += 1 if group is None else len(group.nests)
+    return plan
+
+
 def _phase_spec(name: str, members: Sequence[_Nest]) -> PhaseSpec:
     extent = members[0].extents[0] if members[0].rank else 1
     return PhaseSpec(
@@ -862,6 +989,11 @@ def _phase_spec(name: str, members: Sequence[_Nest]) -> PhaseSpec:
         all(n.splittable() for n in members),
         sum(n.work for n in members),
         tuple(n.kind for n in members),
+        tuple(
+            step.size
+            for step in (_row_plan(members) if max(n.rank for n in members) >= 2 else ())
+            if isinstance(step, _BlockGroup)
+        ),
     )
 
 
@@ -1238,11 +1370,48 @@ class _PhaseEmitter:
             self._loop(lo, hi, "d0", lambda iv: self._emit_rows(iv))
 
     def _emit_rows(self, iv0: ir.Value) -> None:
-        for nest in self.members:
-            if nest.rank == 1:
-                self._emit_point(nest, [iv0], None, {})
+        for step in _row_plan(self.members):
+            if isinstance(step, _BlockGroup):
+                self._emit_block_group(step, [iv0])
+            elif step.rank == 1:
+                self._emit_point(step, [iv0], None, {})
             else:
-                self._emit_dims(nest, [iv0])
+                self._emit_dims(step, [iv0])
+
+    def _emit_block_group(self, group: _BlockGroup, outer: list[ir.Value]) -> None:
+        """The outer dimensions of `group`, then its tiles along the last one: the full
+        tiles in a loop, a partial tail tile after it."""
+        dim = len(outer)
+        if dim < group.rank - 1:
+            self._loop(
+                _const(0),
+                _const(group.nests[0].extents[dim]),
+                f"d{dim}",
+                lambda iv: self._emit_block_group(group, [*outer, iv]),
+            )
+            return
+        b, tile = self.b, group.tile
+
+        def run(t: ir.Value, start: ir.Value, end: ir.Value, blocks: int) -> None:
+            first_block = b.mul(t, _const(BLOCKS_PER_TILE), flags=["nsw"])
+            end_block = b.add(first_block, _const(blocks), flags=["nsw"])
+            for nest, per_block in zip(group.nests, group.per_block):
+                if per_block:
+                    self._emit_innermost([nest], outer, first_block, end_block)
+                elif nest.reductions[dim]:
+                    self._emit_blocks(nest, outer, group.size, start, end)
+                else:
+                    self._emit_innermost([nest], outer, start, end)
+
+        def full(t: ir.Value) -> None:
+            start = b.mul(t, _const(tile), flags=["nsw"])
+            run(t, start, b.add(start, _const(tile), flags=["nsw"]), BLOCKS_PER_TILE)
+
+        full_tiles, rest = divmod(group.extent, tile)
+        self._loop(_const(0), _const(full_tiles), f"d{dim}.tile", full)
+        if rest:
+            start = full_tiles * tile
+            run(_const(full_tiles), _const(start), _const(group.extent), -(-rest // group.size))
 
     def _emit_dims(self, nest: _Nest, outer: list[ir.Value]) -> None:
         dim = len(outer)

@@ -810,15 +810,27 @@ def lower_dynamic_quantize(
         assert value is not None
         stored.extend(e.finish(g, [value]))
 
+    # The f32 divisor of each block (scale widened, times dq), once per block rather than
+    # once per element, when the data would otherwise compute it from the stored scale.
+    divisor: SSAValue | None = None
+    if not fused and (double_quant is not None or stored[0].type.element_type != f32):
+        g = e.parallel(prank)
+        d = to_f32(g.body, g.input(stored[0], identity_map(prank)))
+        dq = _read_double_quant(g, double_quant)
+        if dq is not None:
+            d = g.body.mulf(d, dq)
+        g.output(e.empty(tensor_type(pshape, f32)), identity_map(prank))
+        divisor = e.finish(g, [d])[0]
+
     def data_code(g: GenericBuilder, element: AffineMap) -> SSAValue:
         """The data code of the element that ``element`` reads, in generic ``g``."""
         x = to_f32(g.body, g.input(op.input, element))
-        dq = _read_double_quant(g, double_quant)
         block = stats.map.compose(element)
         if fused:
+            dq = _read_double_quant(g, double_quant)
             params = dynamic_params(g.body, stats.read(g, block), form, dq)
         else:
-            params = _stored_dynamic_params(g, stored, block, form, dq)
+            params = _stored_dynamic_params(g, stored, divisor, block)
         return dynamic_data(g.body, x, params, form)
 
     if pack is not None:
@@ -852,21 +864,17 @@ def _read_double_quant(g: GenericBuilder, source: ParamSource | None) -> SSAValu
 
 
 def _stored_dynamic_params(
-    g: GenericBuilder,
-    stored: Sequence[SSAValue],
-    pmap: AffineMap,
-    form: DynamicForm,
-    double_quant: SSAValue | None,
+    g: GenericBuilder, stored: Sequence[SSAValue], divisor: SSAValue | None, pmap: AffineMap
 ) -> DynamicParams:
     """The data's divisor and zero point from the stored results (exactly the fused ones:
-    every stored scale is the f32 value of the fused form rounded without loss)."""
+    every stored scale is the f32 value of the fused form rounded without loss): the
+    per-block ``divisor`` tensor, or the stored scale itself when it is f32 without dq."""
     b = g.body
-    scale = g.input(stored[0], pmap)
-    divisor = to_f32(b, scale)
-    if double_quant is not None:
-        divisor = b.mulf(divisor, double_quant)
+    scale = g.input(stored[0], pmap) if divisor is None else None
+    divisor_value = g.input(divisor, pmap) if divisor is not None else scale
+    assert divisor_value is not None
     zero_point = to_f32(b, g.input(stored[1], pmap)) if len(stored) > 1 else None
-    return DynamicParams(scale, divisor, zero_point)
+    return DynamicParams(scale or divisor_value, divisor_value, zero_point)
 
 
 class LowerDynamicQuantize(RewritePattern):

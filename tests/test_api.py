@@ -229,6 +229,36 @@ def test_dynamic_quantize_matches_oracle(form, shape):
         assert_same_bits(g, w, f"result {i}")
 
 
+BLOCK_FORMS = [p for p in DYNAMIC_FORMS if "block_size" in p.values[0]]
+
+
+@pytest.mark.parametrize("form", BLOCK_FORMS)
+@pytest.mark.parametrize(
+    ("shape", "view"),
+    [
+        ((5, 1000), None),  # full tiles of 16 blocks, then a tail tile with a partial block
+        ((2, 3, 600), None),  # an outer dimension inside the rows
+        ((7, 1100), "reversed"),  # negative strides: the strided loops of every tile
+        ((1030, 6), "transposed"),  # rows of 1030 elements 6 apart
+    ],
+)
+def test_dynamic_quantize_tiles_of_blocks(form, shape, view):
+    """Rows longer than a tile (codegen runs statistic, parameters and data tile by tile):
+    every tile path, against the oracle."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 3).astype(F32)
+    x.reshape(-1)[64:96] = 0.0  # all-zero blocks
+    x.reshape(-1)[200] = np.float32(1e-42)
+    if view == "reversed":
+        x = x[:, ::-1]
+    elif view == "transposed":
+        x = x.T
+    got = codegen.dynamic_quantize(x, **form)
+    want = oracle.dynamic_quantize(np.ascontiguousarray(x), **form)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_same_bits(g, w, f"result {i}")
+
+
 @pytest.mark.parametrize("name", sorted(_CASES))
 def test_onnx_node_case_through_the_api(name):
     """The ONNX backend node tests, run through the compiled API instead of the oracle."""

@@ -24,6 +24,8 @@ from codegen.translate import (
     translate_module,
     translate_to_llvm_ir,
 )
+from passes.lower_quant import LowerQuantPass
+from qdialect.diagnostics import make_context, parse_module
 
 QUANTIZE = """\
 func.func @quantize(%x: tensor<64x1000xf32>, %s: tensor<f32>) -> tensor<64x1000xi8> {
@@ -148,6 +150,43 @@ class Test_KernelSpec:
         spec = spec_of(CROSS_ROWS, "cross")
         assert [p.ops for p in spec.phases] == [("linalg.generic",) * 2, ("linalg.generic",)]
         assert [b.kind for b in spec.buffers] == ["arg", "result", "scratch"]
+
+    @pytest.mark.parametrize(
+        ("op", "tiled"),
+        [
+            # statistic, parameters (and the divisor) and data: one phase, tile by tile
+            ("%d, %s = quant.dynamic_quantize %x per_block(1, 16) double_quant(0.5) : "
+             "tensor<8x1000xf32> -> tensor<8x1000xf4E2M1FN>, tensor<8x63xf8E4M3FN>", (16,)),
+            ("%d, %s = quant.dynamic_quantize %x per_block(1, 32) : "
+             "tensor<8x1000xf32> -> tensor<8x1000xf8E4M3FN>, tensor<8x32xf8E8M0FNU>", (32,)),
+            ("%d, %s, %z = quant.dynamic_quantize %x per_block(1, 32) symmetric(false) : "
+             "tensor<8x1000xf32> -> tensor<8x1000xi4>, tensor<8x32xf32>, tensor<8x32xi4>",
+             (32,)),
+            # the whole row is the block: nothing to tile
+            ("%d, %s = quant.dynamic_quantize %x per_token : "
+             "tensor<8x1000xf32> -> tensor<8x1000xi8>, tensor<8x1xf32>", ()),
+        ],
+    )  # fmt: skip
+    def test_block_statistic_and_its_consumers_run_tile_by_tile(self, op, tiled) -> None:
+        results = op.split(" -> ")[1]
+        names = ", ".join(n.strip() for n in op.split("=")[0].split(","))
+        text = f"func.func @k(%x: tensor<8x1000xf32>) -> ({results}) {{\n  {op}\n  func.return {names} : {results}\n}}"
+        module = parse_module(text, "<test>")
+        LowerQuantPass().apply(make_context(), module)
+        (phase,) = spec_of(str(module), "k").phases
+        assert phase.tiled == tiled
+
+    def test_two_dimensional_blocks_are_two_phases(self) -> None:
+        text = (
+            "func.func @k(%x: tensor<256x256xf32>) -> (tensor<256x256xf8E4M3FN>, "
+            "tensor<2x2xf32>) {\n  %d, %s = quant.dynamic_quantize %x block([128, 128]) : "
+            "tensor<256x256xf32> -> tensor<256x256xf8E4M3FN>, tensor<2x2xf32>\n"
+            "  func.return %d, %s : tensor<256x256xf8E4M3FN>, tensor<2x2xf32>\n}"
+        )
+        module = parse_module(text, "<test>")
+        LowerQuantPass().apply(make_context(), module)
+        phases = spec_of(str(module), "k").phases
+        assert len(phases) > 1 and not any(p.tiled for p in phases)
 
     def test_phases_run_in_order(self) -> None:
         kernel = compile_module(PER_TENSOR_AMAX)["amax"]

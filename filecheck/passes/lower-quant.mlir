@@ -373,8 +373,11 @@ func.func @dynamic_int_per_token(%x: tensor<4x64xf32>) -> (tensor<4x64xi8>, tens
 // CHECK-NEXT:      arith.maximumf %[[ZR]]
 // CHECK-NEXT:      %[[ZC:.*]] = arith.minimumf
 // CHECK-NEXT:      arith.fptosi %[[ZC]] : f32 to i32
-// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[S]], %[[Z]] : tensor<4x64xf32>, tensor<f16>, tensor<ui8>)
+// The f16 scale is widened once per block into an f32 divisor the data generic reads.
+// CHECK:         %[[DV:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<f16>)
 // CHECK:           arith.extf %{{.*}} : f16 to f32
+// CHECK:         } -> tensor<f32>
+// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[DV]], %[[Z]] : tensor<4x64xf32>, tensor<f32>, tensor<ui8>)
 // CHECK:           arith.uitofp %{{.*}} : ui8 to f32
 func.func @dynamic_asym_ui8(%x: tensor<4x64xf32>) -> (tensor<4x64xui8>, tensor<f16>, tensor<ui8>) {
   %d, %s, %z = quant.dynamic_quantize %x symmetric(false) eps(1.0e-05) : tensor<4x64xf32> -> tensor<4x64xui8>, tensor<f16>, tensor<ui8>
@@ -395,10 +398,16 @@ func.func @dynamic_asym_ui8(%x: tensor<4x64xf32>) -> (tensor<4x64xui8>, tensor<f
 // CHECK:           arith.constant 4.480000e+02 : f32
 // CHECK-NEXT:      %[[S2:.*]] = arith.minimumf
 // CHECK-NEXT:      arith.truncf %[[S2]] : f32 to f8E4M3FN
-// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[S]] : tensor<4x64xbf16>, tensor<4x4xf8E4M3FN>)
+// The divisor f32(sq) * dq, once per block (a generic over the scale shape):
+// CHECK:         %[[DV:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<4x4xf8E4M3FN>)
 // CHECK:           %[[SF:.*]] = arith.extf %{{.*}} : f8E4M3FN to f32
-// CHECK-NEXT:      %[[DIV:.*]] = arith.mulf %[[SF]], %{{.*}} : f32
-// CHECK-NEXT:      %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT:      %[[DQ2:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK-NEXT:      %[[DVV:.*]] = arith.mulf %[[SF]], %[[DQ2]] : f32
+// CHECK-NEXT:      linalg.yield %[[DVV]] : f32
+// CHECK:         } -> tensor<4x4xf32>
+// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[DV]] : tensor<4x64xbf16>, tensor<4x4xf32>)
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: bf16, %[[DIV:.*]]: f32, %{{.*}}: f4E2M1FN):
+// CHECK:           %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK-NEXT:      %[[ISZ:.*]] = arith.cmpf oeq, %[[DIV]], %[[ZERO]] : f32
 // CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
 // CHECK-NEXT:      %[[SAFE:.*]] = arith.select %[[ISZ]], %[[ONE]], %[[DIV]] : f32
@@ -427,9 +436,12 @@ func.func @dynamic_nvfp4(%x: tensor<4x64xbf16>) -> (tensor<4x64xf4E2M1FN>, tenso
 // CHECK-NEXT:      %[[C8:.*]] = arith.trunci %[[CODE]] : i32 to i8
 // CHECK-NEXT:      %[[SC:.*]] = arith.bitcast %[[C8]] : i8 to f8E8M0FNU
 // CHECK-NEXT:      linalg.yield %[[SC]] : f8E8M0FNU
-// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[S]] : tensor<4x64xf32>, tensor<4x2xf8E8M0FNU>)
+// CHECK:         %[[DV:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<4x2xf8E8M0FNU>)
 // CHECK:           %[[P2:.*]] = arith.extf %{{.*}} : f8E8M0FNU to f32
-// CHECK-NEXT:      arith.divf %{{.*}}, %[[P2]] : f32
+// CHECK-NEXT:      linalg.yield %[[P2]] : f32
+// CHECK:         linalg.generic {{.*}} ins(%{{.*}}, %[[DV]] : tensor<4x64xf32>, tensor<4x2xf32>)
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %[[D2:.*]]: f32, %{{.*}}: f8E5M2):
+// CHECK:           arith.divf %{{.*}}, %[[D2]] : f32
 // CHECK:           arith.constant 5.734400e+04 : f32
 // CHECK:           arith.truncf %{{.*}} : f32 to f8E5M2
 func.func @dynamic_mx_floor(%x: tensor<4x64xf32>) -> (tensor<4x64xf8E5M2>, tensor<4x2xf8E8M0FNU>) {
@@ -674,6 +686,8 @@ func.func @fake_dynamic_e4m3(%x: tensor<4x32xbf16>) -> tensor<4x32xbf16> {
 // CHECK: %[[SCALE:.*]] = linalg.generic
 // CHECK: } -> tensor<2x2xf8E4M3FN>
 // CHECK-NOT: tensor<2x32xf4E2M1FN>
+// CHECK: arith.extf %{{.*}} : f8E4M3FN to f32
+// CHECK: } -> tensor<2x2xf32>
 // CHECK: %[[BYTES:.*]] = linalg.generic
 // CHECK: arith.truncf %{{.*}} : f32 to f4E2M1FN
 // CHECK: arith.truncf %{{.*}} : f32 to f4E2M1FN
