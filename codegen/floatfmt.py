@@ -6,19 +6,36 @@
 
 Scheme
 ------
-Everything is integer arithmetic on the f32 bit pattern (bitcast to i32; shifts, and/or,
-add/sub, icmp, select), so one piece of IR serves scalars and vectors of any lane count, and
-a loop that uses it is vectorized by LLVM's loop vectorizer like any other integer loop
-(AVX-512: 16 lanes per instruction, variable shifts are `vpsrlvd`). There are no branches,
+Everything is arithmetic on the f32 bit pattern (bitcast to i32; shifts, and/or, add/sub,
+icmp, select; one f32 addition to round), so one piece of IR serves scalars and vectors of
+any lane count, and a loop that uses it is vectorized by LLVM's loop vectorizer like any
+other arithmetic loop (AVX-512: 16 lanes per instruction, variable shifts are `vpsrlvd`). There are no branches,
 no calls and no lookup tables: a table load would become a gather, a branch would stop the
 vectorizer, and a libcall (what `fptrunc` to `half` becomes on a CPU without F16C) would
 need a symbol the JIT does not have.
 
 A format is described once by a `FloatFormat` (exponent bits E, mantissa bits M, bias,
-largest finite magnitude code, overflow behaviour, NaN encoding); the two generic helpers
-below read the descriptor, so there is one implementation, not six.
+largest finite magnitude code, overflow behaviour, NaN encoding); the generic helpers below
+read the descriptor, so there is one implementation, not six.
 
-truncate (f32 -> format), for an input of magnitude bits `a` (sign handled separately):
+truncate (f32 -> format), for an input of magnitude bits `a` (sign handled separately).
+Formats whose range is well inside f32's (e4m3, e5m2, e2m1, f16) round with one f32
+addition, the classic magic-constant trick (`_round_by_magic_add`, half the instructions):
+
+    a     = min(a, bits(2**(emax + 2)))             anything larger overflows anyway
+    e     = max(a >> 23, 128 - bias)                exponent of a, at least the smallest normal's
+    C     = 2**(e - 127 - M + 23)                   2**23 target ulps: the ulp of C is the target's
+    t     = a + C                                   the FPU rounds to nearest even at that ulp
+    mag   = (bits(t) - bits(C)) + (e - (128 - bias)) << M
+
+`bits(t) - bits(C)` counts target ulps above C: the significand with its implicit one for a
+normal result (so the exponent term adds e - 1 - (127 - bias) << M), the code itself for a
+subnormal one (e is then the smallest normal's and the term is 0); a carry into the next
+binade is handled by the same addition. Ties go to even because C is an even number of
+ulps. It depends on the FPU rounding to nearest even (the default) but not on subnormal
+handling: C and t are normal, and an f32 subnormal input rounds to 0 either way.
+
+bf16 and e8m0, whose exponent range is f32's, use integer shifts (`_round_by_shifts`):
 
     e     = a >> 23, taken as max(e, 1)             f32 subnormals have exponent 1, no implicit 1
     mant  = (a & 0x7FFFFF) | (e != 0) << 23         24-bit significand

@@ -892,7 +892,7 @@ class LowerDynamicQuantize(RewritePattern):
         # before the pack), the pack's bytes replace the pack, and the data dies with it.
         e = Emitter(fused_loc(op, pack))
         packed, *stored = lower_dynamic_quantize(op, e, lowering == "fused", pack)
-        rewriter.insert_op(e.ops, InsertPoint.before(op))
+        rewriter.insert(e.ops, InsertPoint.before(op))
         rewriter.replace(pack, [], [packed])
         rewriter.replace(op, [], [None, *stored])
 
