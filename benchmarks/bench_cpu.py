@@ -382,7 +382,11 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
         return run
 
     def dyn(form: dict, packed: bool = False) -> Callable[[], object]:
-        return lambda: codegen.dynamic_quantize(x, packed=packed, **form)
+        # into preallocated results, as the static rows and onnxruntime's io_binding do
+        out = tuple(np.empty_like(r) for r in codegen.dynamic_quantize(x, packed=packed, **form))
+        return lambda: codegen.dynamic_quantize(x, packed=packed, out=out, **form)
+
+    fake_out = np.empty_like(x)
 
     return [
         Case("dyn NVFP4 b16", dyn(nvfp4), size * 5 + size // 16, x,
@@ -395,7 +399,7 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
              numpy=lambda: oracle.dynamic_quantize(x, **tiles)),
         Case("dyn int8 per-token", dyn(token), size * 5, x, torch=torch_token(False),
              numpy=lambda: oracle.dynamic_quantize(x, **token)),
-        Case("fake-quant int8 per-token", lambda: codegen.fake_quantize(x, **fake), size * 8, x,
+        Case("fake-quant int8 per-token", lambda: codegen.fake_quantize(x, **fake, out=fake_out), size * 8, x,
              torch=torch_token(True), numpy=lambda: oracle.fake_quantize(x, **fake)),
     ]  # fmt: skip
 

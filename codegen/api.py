@@ -262,7 +262,7 @@ class _Call:
         self,
         result_types: Sequence[str],
         pack_first: tuple[tuple[int, ...], str] | None = None,
-        out: np.ndarray | None = None,
+        out: np.ndarray | Sequence[np.ndarray] | None = None,
     ) -> Any:
         """Compile (once per signature) and call; ``out`` receives the result in place."""
         results = ", ".join(result_types)
@@ -291,7 +291,7 @@ class _Call:
             )
 
         if bytes_shape is not None and out is not None:
-            out = out.reshape(bytes_shape)  # the flat bytes, seen in the kernel's shape
+            out = _bytes_view(out, bytes_shape)
         try:
             results = _kernel_for(key, build)(*self.arrays, out=out)
         except QuantDiagnostic as diagnostic:
@@ -301,6 +301,19 @@ class _Call:
         if isinstance(results, tuple):
             return (results[0].reshape(-1), *results[1:])
         return results.reshape(-1)
+
+
+def _bytes_view(out: Any, bytes_shape: tuple[int, ...]) -> Any:
+    """``out`` (or its first array) holding packed bytes, seen in the kernel's shape."""
+    first = out[0] if isinstance(out, tuple | list) else out
+    if not isinstance(first, np.ndarray) or first.size != int(np.prod(bytes_shape)):
+        raise ValueError(
+            f"out: the packed result needs a uint8 array of {int(np.prod(bytes_shape))} bytes"
+        )
+    view = first.reshape(bytes_shape)
+    if not np.shares_memory(view, first) and view.size:
+        raise ValueError("out: the packed result must be a C-contiguous uint8 array")
+    return (view, *out[1:]) if isinstance(out, tuple | list) else view
 
 
 def _packing(packed: Any, shape: tuple[int, ...], storage: str) -> tuple | None:
@@ -495,6 +508,7 @@ def dynamic_quantize(
     scale_rounding: str = "floor",
     eps: float | None = None,
     packed: bool = False,
+    out: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Per-block statistics, then quantize with the computed scale (SPEC section 3).
 
@@ -502,7 +516,10 @@ def dynamic_quantize(
     NVFP4: ``dtype="f4E2M1FN", scale_dtype="f8E4M3FN", block_size=16``; MX:
     ``scale_dtype="f8E8M0FNU", block_size=32`` with ``scale_rounding`` floor or rceil.
     ``packed=True`` returns the data of 4-bit / 2-bit types as flat uint8 bytes.
+    ``out``: preallocated C-contiguous arrays for all the results, written in place.
     """
+    if out is not None and not isinstance(out, tuple | list):
+        raise TypeError(f"out must be a tuple of arrays, one per result, got {type(out).__name__}")
     x, x_type = _array(x, "x", _EXPRESSED_NAMES)
     storage = _dtype_name(dtype, "dtype", _STORAGE_NAMES)
     scale_type = _dtype_name(scale_dtype, "scale_dtype", _SCALE_NAMES)
@@ -534,7 +551,7 @@ def dynamic_quantize(
     results = [_tensor(x.shape, storage), _tensor(gran.param_shape, scale_type)]
     if not symmetric:
         results.append(_tensor(gran.param_shape, storage))
-    return tuple(call.run(results, _packing(packed, x.shape, storage)))
+    return tuple(call.run(results, _packing(packed, x.shape, storage), out=out))
 
 
 def fake_quantize(

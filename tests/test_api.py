@@ -376,6 +376,35 @@ def test_packed_quantize_and_dequantize(storage, shape):
     assert_same_bits(restored, oracle.dequantize(codes, F32(0.5)))
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_dynamic_quantize_into_preallocated_out(packed):
+    x = np.random.default_rng(3).standard_normal((6, 64)).astype(F32)
+    form = {"dtype": "f4E2M1FN", "scale_dtype": "f8E4M3FN", "block_size": 16}
+    want = codegen.dynamic_quantize(x, packed=packed, **form)
+    out = tuple(np.empty_like(w) for w in want)
+    got = codegen.dynamic_quantize(x, packed=packed, out=out, **form)
+    for g, o, w in zip(got, out, want):
+        assert g is o or np.shares_memory(g, o)
+        assert_same_bits(o, w)
+
+
+@pytest.mark.parametrize(
+    ("out", "error", "words"),
+    [
+        (np.empty((6, 64), np.uint8), TypeError, "out must be a tuple"),
+        ((np.empty(7, np.uint8), np.empty((6, 4), ml_dtypes.float8_e4m3fn)), ValueError, "out"),
+        ((np.empty(384, np.uint8)[::2], np.empty((6, 4), ml_dtypes.float8_e4m3fn)), ValueError,
+         "C-contiguous"),
+        ((np.empty(192, np.uint8),), ValueError, "out must hold 2 arrays"),
+    ],
+)  # fmt: skip
+def test_dynamic_quantize_rejects_bad_out(out, error, words):
+    x = np.zeros((6, 64), F32)
+    form = {"dtype": "f4E2M1FN", "scale_dtype": "f8E4M3FN", "block_size": 16}
+    with pytest.raises(error, match=words):
+        codegen.dynamic_quantize(x, packed=True, out=out, **form)
+
+
 def test_packed_nvfp4_dynamic_quantize():
     x = special_values(_fixed_draw, (9, 48), 0.3)
     x = np.where(np.isfinite(x), x, 2.0).astype(F32)
