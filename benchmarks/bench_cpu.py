@@ -26,12 +26,21 @@ import codegen
 
 
 def best_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm: compile, first-touch pages
-    best = float("inf")
+    return best_of_interleaved([fn], repeat)[0]
+
+
+def best_of_interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Best time of each function over `repeat` rounds, the functions taking turns in every
+    round, so that a ratio between them compares runs made under the same machine load
+    (on a shared VM the load, the copy's bandwidth included, drifts by 1.5x in seconds)."""
+    for fn in fns:
+        fn()  # warm: compile, first-touch pages
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
     return best
 
 
@@ -426,11 +435,12 @@ def main() -> None:
     print("-" * len(header))
     for case in cases:
         gbs = case.bytes_moved / 1e9
-        t_qopt = best_seconds(case.qopt, args.repeat)
         half = case.bytes_moved // 2
         src = np.empty(half, np.uint8)
         dst = np.empty(half, np.uint8)
-        t_copy = best_seconds(parallel_copy(src, dst, args.threads), args.repeat)
+        t_qopt, t_copy = best_of_interleaved(
+            [case.qopt, parallel_copy(src, dst, args.threads)], args.repeat
+        )
         row = [
             f"{case.name:26}",
             f"{gbs / t_qopt:10.2f}",
