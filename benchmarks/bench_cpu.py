@@ -358,7 +358,8 @@ def make_cases(n: int, threads: int) -> list[Case]:
 
 
 def make_dynamic_cases(n: int, threads: int) -> list[Case]:
-    """Dynamic / microscaling rows (issue 5): against the numpy oracle and torch."""
+    """Dynamic / microscaling rows (issue 5): against the numpy oracle, and in the torch
+    column torch (per-token rows) or torchao's CPU path (packed NVFP4, MXFP8)."""
     import sys
     from pathlib import Path
 
@@ -390,6 +391,29 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
 
         return run
 
+    def torchao_runner(kind: str) -> Callable[[], object] | None:
+        """torchao's CPU reference of the same format (the torch column of these rows)."""
+        try:
+            import logging
+            import warnings
+
+            import torch
+
+            logging.disable(logging.WARNING)  # torchao reports its missing GPU kernels
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from torchao.prototype.mx_formats.mx_tensor import to_mx
+                from torchao.prototype.mx_formats.nvfp4_tensor import nvfp4_quantize
+        except ImportError:
+            return None
+        finally:
+            logging.disable(logging.NOTSET)
+        torch.set_num_threads(threads)
+        tx, one = torch.from_numpy(x), torch.tensor(1.0)
+        if kind == "nvfp4":  # packed e2m1 bytes + e4m3 block scales
+            return lambda: nvfp4_quantize(tx, block_size=16, per_tensor_scale=one)
+        return lambda: to_mx(tx, torch.float8_e4m3fn, 32)
+
     def dyn(form: dict, packed: bool = False) -> Callable[[], object]:
         # into preallocated results, as the static rows and onnxruntime's io_binding do
         out = tuple(np.empty_like(r) for r in codegen.dynamic_quantize(x, packed=packed, **form))
@@ -401,8 +425,9 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
         Case("dyn NVFP4 b16", dyn(nvfp4), size * 5 + size // 16, x,
              numpy=lambda: oracle.dynamic_quantize(x, **nvfp4)),
         Case("dyn NVFP4 b16 packed", dyn(nvfp4, True), size * 4 + size // 2 + size // 16, x,
+             torch=torchao_runner("nvfp4"),
              numpy=lambda: oracle.pack(oracle.dynamic_quantize(x, **nvfp4)[0])),
-        Case("dyn MXFP8 b32", dyn(mxfp8), size * 5 + size // 32, x,
+        Case("dyn MXFP8 b32", dyn(mxfp8), size * 5 + size // 32, x, torch=torchao_runner("mx"),
              numpy=lambda: oracle.dynamic_quantize(x, **mxfp8)),
         Case("dyn FP8 128x128 f32 scale", dyn(tiles), size * 5, x,
              numpy=lambda: oracle.dynamic_quantize(x, **tiles)),
