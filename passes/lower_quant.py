@@ -869,12 +869,11 @@ def _stored_dynamic_params(
     """The data's divisor and zero point from the stored results (exactly the fused ones:
     every stored scale is the f32 value of the fused form rounded without loss): the
     per-block ``divisor`` tensor, or the stored scale itself when it is f32 without dq."""
-    b = g.body
-    scale = g.input(stored[0], pmap) if divisor is None else None
-    divisor_value = g.input(divisor, pmap) if divisor is not None else scale
-    assert divisor_value is not None
-    zero_point = to_f32(b, g.input(stored[1], pmap)) if len(stored) > 1 else None
-    return DynamicParams(scale or divisor_value, divisor_value, zero_point)
+    # The data never reads the stored scale element itself, only the f32 divisor, so the
+    # one input serves as both fields (DynamicParams.scale is what the scale generic stores).
+    value = g.input(stored[0] if divisor is None else divisor, pmap)
+    zero_point = to_f32(g.body, g.input(stored[1], pmap)) if len(stored) > 1 else None
+    return DynamicParams(value, value, zero_point)
 
 
 class LowerDynamicQuantize(RewritePattern):
