@@ -51,13 +51,13 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from qdialect.ops import (
+    QUANT_OPS,
     DequantizeOp,
     DynamicQuantizeOp,
     FakeQuantizeOp,
     PackOp,
     QuantizeOp,
     RequantizeOp,
-    UnpackOp,
 )
 
 MODES = ("auto", "fused", "composite")
@@ -121,15 +121,6 @@ class ChooseQuantLoweringPass(ModulePass):
                 return "fused"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        quant_types = (
-            QuantizeOp,
-            DequantizeOp,
-            RequantizeOp,
-            DynamicQuantizeOp,
-            FakeQuantizeOp,
-            PackOp,
-            UnpackOp,
-        )
         for inner in op.walk():
-            if isinstance(inner, quant_types) and "lowering" not in inner.attributes:
+            if isinstance(inner, QUANT_OPS) and "lowering" not in inner.attributes:
                 inner.attributes["lowering"] = StringAttr(self.choose(inner))

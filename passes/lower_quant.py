@@ -120,6 +120,7 @@ from qdialect import formats
 from qdialect.attrs import GranularityAttr, PerAxisAttr, PerTensorAttr
 from qdialect.diagnostics import QuantDiagnostic, describe_location
 from qdialect.ops import (
+    QUANT_OPS,
     DequantizeOp,
     DynamicQuantizeOp,
     FakeQuantizeOp,
@@ -1235,16 +1236,6 @@ class LowerUnpack(RewritePattern):
 # 5. the pass
 # ---------------------------------------------------------------------------------------
 
-QUANT_OP_TYPES = (
-    QuantizeOp,
-    DequantizeOp,
-    RequantizeOp,
-    DynamicQuantizeOp,
-    FakeQuantizeOp,
-    PackOp,
-    UnpackOp,
-)
-
 
 @dataclass(frozen=True)
 class LowerQuantPass(ModulePass):
@@ -1275,5 +1266,5 @@ class LowerQuantPass(ModulePass):
             apply_recursively=False,
         ).rewrite_module(op)
         for inner in op.walk():
-            if isinstance(inner, QUANT_OP_TYPES):
+            if isinstance(inner, QUANT_OPS):
                 raise _fail(inner, f"'{inner.name}' was not lowered")
