@@ -52,7 +52,6 @@ from codegen.target import (
 from codegen.translate import (
     I64,
     PHASE_FN_TYPE,
-    PTR,
     KernelSpec,
     _const,
     _PhaseEmitter,
@@ -120,16 +119,7 @@ class _KernelEmitter(_PhaseEmitter):
         kernel.attributes.add("nounwind")
         data, strides, lo, hi = kernel.args
         b = ir.IRBuilder(kernel.append_basic_block("entry"))
-        params: list[ir.Value] = []
-        for buffer in self.used:
-            params.append(b.load(b.gep(data, [_const(buffer)], source_etype=PTR), typ=PTR))
-        for buffer, rank in self.used.items():
-            if not rank:
-                continue
-            row = b.load(b.gep(strides, [_const(buffer)], source_etype=PTR), typ=PTR)
-            params += [
-                b.load(b.gep(row, [_const(k)], source_etype=I64), typ=I64) for k in range(rank)
-            ]
+        params = self._unpack_abi(b, data, strides)
         tid, ntid = _sreg(b, "tid.x"), _sreg(b, "ntid.x")
         ctaid, nctaid = _sreg(b, "ctaid.x"), _sreg(b, "nctaid.x")
         first = b.add(b.mul(ctaid, ntid), tid)

@@ -1314,19 +1314,24 @@ class _PhaseEmitter:
         wrapper.attributes.add("nounwind")
         data, strides, lo, hi = wrapper.args
         b = ir.IRBuilder(wrapper.append_basic_block("entry"))
-        call_args: list[ir.Value] = []
+        b.call(body, [*self._unpack_abi(b, data, strides), lo, hi])
+        b.ret_void()
+        return wrapper
+
+    def _unpack_abi(self, b: ir.IRBuilder, data: ir.Value, strides: ir.Value) -> list[ir.Value]:
+        """The loop-nest function's parameters from the ABI's `data` and `strides` arrays:
+        the base pointer of each used buffer, then the strides of each."""
+        params: list[ir.Value] = []
         for buffer in self.used:
-            call_args.append(b.load(b.gep(data, [_const(buffer)], source_etype=PTR), typ=PTR))
+            params.append(b.load(b.gep(data, [_const(buffer)], source_etype=PTR), typ=PTR))
         for buffer, rank in self.used.items():
             if not rank:
                 continue
             row = b.load(b.gep(strides, [_const(buffer)], source_etype=PTR), typ=PTR)
-            call_args += [
+            params += [
                 b.load(b.gep(row, [_const(k)], source_etype=I64), typ=I64) for k in range(rank)
             ]
-        b.call(body, [*call_args, lo, hi])
-        b.ret_void()
-        return wrapper
+        return params
 
     # -- function and parameters --------------------------------------------------------
 
