@@ -306,13 +306,10 @@ class _Call:
 def _bytes_view(out: Any, bytes_shape: tuple[int, ...]) -> Any:
     """``out`` (or its first array) holding packed bytes, seen in the kernel's shape."""
     first = out[0] if isinstance(out, tuple | list) else out
-    if not isinstance(first, np.ndarray) or first.size != int(np.prod(bytes_shape)):
-        raise ValueError(
-            f"out: the packed result needs a uint8 array of {int(np.prod(bytes_shape))} bytes"
-        )
-    view = first.reshape(bytes_shape)
-    if not np.shares_memory(view, first) and view.size:
-        raise ValueError("out: the packed result must be a C-contiguous uint8 array")
+    size = int(np.prod(bytes_shape))
+    if not isinstance(first, np.ndarray) or first.size != size or not first.flags.c_contiguous:
+        raise ValueError(f"out: the packed result needs a C-contiguous uint8 array of {size} bytes")
+    view = first.reshape(bytes_shape)  # a view: C-contiguous
     return (view, *out[1:]) if isinstance(out, tuple | list) else view
 
 

@@ -9,10 +9,10 @@ Scheme
 Everything is arithmetic on the f32 bit pattern (bitcast to i32; shifts, and/or, add/sub,
 icmp, select; one f32 addition to round), so one piece of IR serves scalars and vectors of
 any lane count, and a loop that uses it is vectorized by LLVM's loop vectorizer like any
-other arithmetic loop (AVX-512: 16 lanes per instruction, variable shifts are `vpsrlvd`). There are no branches,
-no calls and no lookup tables: a table load would become a gather, a branch would stop the
-vectorizer, and a libcall (what `fptrunc` to `half` becomes on a CPU without F16C) would
-need a symbol the JIT does not have.
+other arithmetic loop (AVX-512: 16 lanes per instruction, variable shifts are `vpsrlvd`).
+There are no branches, no calls and no lookup tables: a table load would become a gather,
+a branch would stop the vectorizer, and a libcall (what `fptrunc` to `half` becomes on a
+CPU without F16C) would need a symbol the JIT does not have.
 
 A format is described once by a `FloatFormat` (exponent bits E, mantissa bits M, bias,
 largest finite magnitude code, overflow behaviour, NaN encoding); the generic helpers below

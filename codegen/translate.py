@@ -989,11 +989,7 @@ def _phase_spec(name: str, members: Sequence[_Nest]) -> PhaseSpec:
         all(n.splittable() for n in members),
         sum(n.work for n in members),
         tuple(n.kind for n in members),
-        tuple(
-            step.size
-            for step in (_row_plan(members) if max(n.rank for n in members) >= 2 else ())
-            if isinstance(step, _BlockGroup)
-        ),
+        tuple(step.size for step in _row_plan(members) if isinstance(step, _BlockGroup)),
     )
 
 
