@@ -26,11 +26,11 @@ cores; times in the comments are per call):
   ``T`` evaluations of the fused math. The fused loop vectorizes and the gather does not
   (i8: 7 ms against 3 ms), so ``lut`` is only considered with ``allow_lut=true`` (for a
   target whose arithmetic does not vectorize) and then when ``N >= LUT_MIN_RATIO * T``;
-* dynamic_quantize: ``composite``. Both forms run as one loop nest per row when the
-  blocks do not span dimension 0 (codegen's phase fusion); the fused data loop recomputes
-  the block's scale for every element (one more division, an e4m3 rounding for NVFP4),
-  which costs more than reading the stored scale back from L1 (int8 per-token 3.7 ms
-  against 4.2-5.6 ms, NVFP4 10-11 ms against 17-22 ms);
+* dynamic_quantize: ``composite``. Both forms run in one loop nest per row (tile by tile
+  for 1-D blocks) when the blocks do not span dimension 0 (codegen's phase fusion); the
+  fused data loop recomputes the block's scale for every element (one more division, an
+  e4m3 rounding for NVFP4), the composite one reads the block's f32 divisor back from L1
+  (NVFP4 6.0 ms against 10.7 ms, MXFP8 3.4 against 3.7, int8 per-token 3.05 against 3.09);
 * fake_quantize: ``fused`` (no parameter tensors; the two forms measure alike);
 * pack: ``fused`` when its input is a quantize with no other user (saves writing and
   reading the codes), else ``composite``; dequantize: ``fused`` (absorbs an unpack with no
