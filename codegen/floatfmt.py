@@ -35,7 +35,7 @@ binade is handled by the same addition. Ties go to even because C is an even num
 ulps. It depends on the FPU rounding to nearest even (the default) but not on subnormal
 handling: C and t are normal, and an f32 subnormal input rounds to 0 either way.
 
-bf16 and e8m0, whose exponent range is f32's, use integer shifts (`_round_by_shifts`):
+bf16, whose exponent range is f32's, uses integer shifts (`_round_by_shifts`):
 
     e     = a >> 23, taken as max(e, 1)             f32 subnormals have exponent 1, no implicit 1
     mant  = (a & 0x7FFFFF) | (e != 0) << 23         24-bit significand
@@ -65,12 +65,14 @@ ml_dtypes behaviours matched here (found by comparing all 2**32 f32 inputs and a
   *opposite* sign: +NaN -> 0x8 (-0.0), -NaN -> 0x0 (+0.0), whatever the payload (it
   behaves as if the format's NaN were -0.0 and a negative input negated it). On extend, any
   bit above the 3 magnitude bits is read as the sign.
-* f8E8M0FNU: negative numbers (also -0.0), +0.0, NaN, inf and overflow give 255. Rounding
-  is to nearest with ties *up* (mantissa >= 0.5 rounds to the next power of two: 1.5 -> 2,
-  3.0 -> 4): the generic rounding with M = 0 tests the parity of the implicit one, which is
-  always odd. Inputs in (0, 2**-127] give code 0, inputs in (2**-127, 2**-126) code 1 -
-  the generic subnormal rounding, as if code 0 were zero. extend: code 0 is 2**-127
-  (f32 bits 0x00400000), 255 is NaN 0x7FC00000.
+* f8E8M0FNU (`_round_to_power_of_two`): negative numbers (also -0.0), +0.0, NaN, inf and
+  overflow give 255. Rounding is to the nearest power of two with ties *up* (1.5 -> 2,
+  3.0 -> 4; a tie has no even neighbour to prefer, as every code's significand is 1, and
+  up is what ml_dtypes and the OCP MX round-to-nearest conversion do). Code 0 is 2**-127,
+  not zero, so every input in (0, 1.5 * 2**-127) gives code 0 and [1.5 * 2**-127, 2**-126)
+  gives code 1. ml_dtypes before 0.7 rounded (2**-127, 1.5 * 2**-127) to code 1, as if
+  code 0 were zero; 0.7 follows the definition, and so does this. extend: code 0 is
+  2**-127 (f32 bits 0x00400000), 255 is NaN 0x7FC00000.
 * bf16: round to nearest even; NaN becomes the quiet NaN 0x7FC0 / 0xFFC0 (payload dropped);
   extend is exact `code << 16`, NaN payloads kept.
 * f16 (numpy): round to nearest even; NaN keeps its sign and the top 10 payload bits, not
@@ -272,6 +274,8 @@ def truncate(builder: ir.IRBuilder, value: ir.Value, fmt: str) -> ir.Value:
     a = k.and_(bits, 0x7FFFFFFF)
     if f.magic_rounding:
         mag = _round_by_magic_add(builder, k, a, f)
+    elif not f.signed:
+        mag = _round_to_power_of_two(k, a)
     else:
         mag = _round_by_shifts(k, a, f)
 
@@ -313,6 +317,20 @@ def _round_by_shifts(k: _Ints, a: ir.Value, f: FloatFormat) -> ir.Value:
     q = k.lshr(k.add(k.add(mant, half_minus_one), odd), s)
     exp_field = k.smax(k.sub(exp, 128 - f.bias), 0)  # max(t, 1) - 1
     return k.add(q, k.shl(exp_field, f.man_bits))
+
+
+def _round_to_power_of_two(k: _Ints, a: ir.Value) -> ir.Value:
+    """E8M0 code of the positive f32 magnitude bits `a`: the nearest power of two, ties up.
+
+    Code c is 2**(c - 127) and there is no zero, so a normal f32 with exponent field e lies
+    between codes e and e + 1 and rounds up when its mantissa is >= 0.5 (bit 22): 1.5 -> 2.
+    Every f32 subnormal lies below 2**-126 (code 1); it rounds to code 1 from 1.5 * 2**-127
+    (bits 0x00600000) up and to code 0 (2**-127, the nearest code) below, down to the
+    smallest subnormal. May exceed `max_mag` on overflow (0x7F400000 and up, inf)."""
+    exp = k.lshr(a, 23)
+    normal = k.add(exp, k.and_(k.lshr(a, 22), 1))
+    subnormal = k.select(k.cmp_u(">=", a, 0x00600000), 1, 0)
+    return k.select(k.cmp_u("==", exp, 0), subnormal, normal)
 
 
 def _round_by_magic_add(builder: ir.IRBuilder, k: _Ints, a: ir.Value, f: FloatFormat) -> ir.Value:
