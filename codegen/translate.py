@@ -1253,8 +1253,29 @@ class _LoopID(ir.values.MDValue):
 
 
 def _loop_id(module: ir.Module, hints: Sequence[str]) -> _LoopID:
-    properties = [module.add_metadata([ir.MetaDataString(module, hint)]) for hint in hints]
+    """`hints` are property names (`llvm.loop.unroll.disable`) or `name=false` for an
+    `i1 false` property (`llvm.loop.vectorize.enable=false`)."""
+    properties = []
+    for hint in hints:
+        name, _, value = hint.partition("=")
+        operands: list[ir.Value] = [ir.MetaDataString(module, name)]
+        if value:
+            operands.append(ir.Constant(ir.IntType(1), value == "true"))
+        properties.append(module.add_metadata(operands))
     return _LoopID(module, properties, name=str(len(module.metadata)))
+
+
+# Every innermost loop is split into a part of a multiple of VECTOR_STEP iterations, which
+# LLVM vectorizes, and a remainder of fewer, which it must not vectorize. The reason: for
+# a loop whose trip count it knows to be below 16 (its "tiny trip count" threshold: a
+# 13-element row, a partial block), LLVM's loop vectorizer folds the tail by masking, and
+# once the loop is unrolled, the last masked store has a constant one-lane mask, which the
+# X86 backend (LLVM 22, AVX-512) turns into a plain scalar store of the *untruncated*
+# lane: `vmovss` (4 bytes) for an i8 or f16 element, 1-3 elements past the row's end.
+# A trip count of 0 or >= 16 never takes that path (the vectorizer keeps a scalar
+# epilogue), and the remainder loop is marked scalar, so no masked store is ever emitted.
+VECTOR_STEP = 16
+_SCALAR_LOOP = ("llvm.loop.vectorize.enable=false",)
 
 
 def _load(b: ir.IRBuilder, ptr: ir.Value, element: ElementType) -> ir.Value:
@@ -1482,18 +1503,21 @@ class _PhaseEmitter:
         dim = len(outer)
         accumulators = [self._open_accumulators(n, outer) for n in nests]
 
+        # The vector part runs a multiple of VECTOR_STEP iterations, the rest a scalar loop
+        # (see VECTOR_STEP): LLVM never gets to fold a short tail into masked stores.
+        length = self.b.sub(hi, lo, flags=["nsw"])
+        mid = self.b.add(lo, self.b.and_(length, _const(-VECTOR_STEP)), flags=["nsw"])
+
         def version(unit: bool) -> Callable[[], None]:
+            name = f"d{dim}.{'unit' if unit else 'strided'}"
+
+            def point(iv: ir.Value) -> None:
+                for n, acc in zip(nests, accumulators):
+                    self._emit_point(n, [*outer, iv], dim if unit else None, acc)
+
             def loop() -> None:
-                self._loop(
-                    lo,
-                    hi,
-                    f"d{dim}.{'unit' if unit else 'strided'}",
-                    lambda iv: [
-                        self._emit_point(n, [*outer, iv], dim if unit else None, acc)
-                        for n, acc in zip(nests, accumulators)
-                    ],
-                    hints,
-                )
+                self._loop(lo, mid, name, point, hints)
+                self._loop(mid, hi, f"{name}.rest", point, (*hints, *_SCALAR_LOOP))
 
             return loop
 
