@@ -454,7 +454,7 @@ class _KernelTable:
                 self._entries.move_to_end(key)
             return kernel
 
-    def put(self, key: tuple, kernel: Callable[..., Any]) -> None:
+    def __setitem__(self, key: tuple, kernel: Callable[..., Any]) -> None:
         capacity = self.capacity
         with self._lock:
             if capacity:
@@ -528,7 +528,7 @@ def _kernel_for(key: tuple, build_ir: Callable[[], str]) -> Callable[..., Any]:
             raise QuantError(diagnostic.message) from None
         except TranslationError as err:
             raise QuantError(str(err)) from None
-        _KERNELS.put(key, kernel)
+        _KERNELS[key] = kernel
     return kernel
 
 
@@ -663,8 +663,8 @@ class _Call:
         to write), then the empty byte array in its place."""
         first = np.empty(0, np.uint8)
         if out is not None:
-            view = _bytes_view(out, (0,))
-            first = view[0] if isinstance(view, tuple) else view
+            _bytes_view(out, (0,))  # checks the size and layout
+            first = out[0] if isinstance(out, tuple | list) else out
             if first.dtype != np.uint8:
                 raise TypeError(f"out: the packed result needs a uint8 array, got {first.dtype}")
             codes = np.empty(shape, formats.numpy_dtype(element))
