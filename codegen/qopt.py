@@ -7,32 +7,56 @@
     qopt - < FILE.mlir                  read stdin
     -o OUT, --split-input-file, --verify-diagnostics
 
-Errors are printed as ``file:line:col: error: message`` with a non-zero exit code, and
-never as a Python traceback.
+Errors in the input are printed as ``file:line:col: error: message`` with exit code 1;
+errors of the command line (a file that cannot be opened, an unknown target) as
+``qopt: ...`` with exit code 1; never as a Python traceback. Output cut off by a closed
+pipe (``qopt ... | head``) ends quietly with exit code 141, as if killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import PassPipeline
+from xdsl.targets.mlir import MLIRTarget
+from xdsl.utils.arg_spec import parse_spec
 from xdsl.utils.exceptions import PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from codegen.pipeline_checks import check_static_shapes, check_translatable
 from passes import PASS_SUMMARIES, PASSES
 from qdialect.diagnostics import (
     DIALECT_FACTORIES,
     QuantDiagnostic,
+    locate_op,
     parse_module,
     verify_module,
 )
+
+
+class CommandLineError(Exception):
+    """A problem with the command line, not the input: printed as ``qopt: message``."""
+
+
+@contextlib.contextmanager
+def _located_translation_errors() -> Iterator[None]:
+    """Codegen's TranslationError names the op it stopped at: report it there."""
+    from codegen.translate import TranslationError
+
+    try:
+        yield
+    except TranslationError as err:
+        where = locate_op(err.op) if err.op is not None else "<unknown>"
+        raise QuantDiagnostic(where, err.reason) from None
 
 
 @dataclass(frozen=True)
@@ -45,7 +69,8 @@ class LLVMTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from codegen.translate import translate_to_llvm_ir
 
-        output.write(translate_to_llvm_ir(module, optimize=self.optimize))
+        with _located_translation_errors():
+            output.write(translate_to_llvm_ir(module, optimize=self.optimize))
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,8 @@ class AsmTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from codegen.translate import emit_assembly
 
-        output.write(emit_assembly(module))
+        with _located_translation_errors():
+            output.write(emit_assembly(module))
 
 
 @dataclass(frozen=True)
@@ -70,10 +96,22 @@ class PTXTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from codegen.ptx import emit_ptx
 
-        output.write(emit_ptx(module, arch=self.arch))
+        with _located_translation_errors():
+            try:
+                text = emit_ptx(module, arch=self.arch)
+            except ValueError as err:  # an unknown arch: codegen.ptx names the known ones
+                raise CommandLineError(f"-t ptx: {err}") from None
+        output.write(text)
 
 
 TARGETS: dict[str, type[Target]] = {t.name: t for t in (LLVMTarget, AsmTarget, PTXTarget)}
+"""The codegen targets; ``mlir`` (print the IR) is the default and xDSL's others
+(``x86-asm``, ``riscv-asm``, ...) are not offered: they do not take qopt's IR."""
+
+TARGET_HELP = (
+    "output: the IR (mlir, the default), llvm (LLVM IR), asm (host assembly) or "
+    "ptx{arch=sm_90} (PTX); llvm, asm and ptx need lowered IR (--lower-quant)"
+)
 
 
 def _factory(target: type[Target]) -> Callable[[], type[Target]]:
@@ -113,12 +151,15 @@ class QoptMain(xDSLOptMain):
             self.register_pass(name, factory)
 
     def register_all_targets(self) -> None:
-        super().register_all_targets()
+        self.available_targets["mlir"] = _factory(MLIRTarget)
         for name, target in TARGETS.items():
             self.available_targets[name] = _factory(target)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        for action in arg_parser._actions:
+            if action.dest == "target":
+                action.help = TARGET_HELP
         group = arg_parser.add_argument_group("passes (run in command-line order, after -p)")
         for name in PASSES:
             group.add_argument(
@@ -140,18 +181,23 @@ class QoptMain(xDSLOptMain):
     def _after_each_pass(self, previous: Any, module: ModuleOp, following: Any) -> None:
         if previous is not None and not self.args.disable_verify:
             verify_module(module)
+        if following is not None and following.name == "lower-quant":
+            check_static_shapes(module)
 
     def run(self) -> None:
         filename = self.args.input_file or "-"
         display_name = "<stdin>" if filename == "-" else filename
-        text = sys.stdin.read() if filename == "-" else _read_text(filename)
+        text = _read_text(filename, display_name)
+        target = parse_spec(self.args.target).name
         chunks = [(text, 0)]
         if self.args.split_input_file:
             chunks, offset = [], 0
             for chunk in text.split("// -----"):
                 chunks.append((chunk, offset))
                 offset += chunk.count("\n")
-        output = sys.stdout if self.args.output_file is None else open(self.args.output_file, "w")  # noqa: SIM115 - closed below
+        output = (
+            sys.stdout if self.args.output_file is None else _open_output(self.args.output_file)
+        )
         try:
             for index, (chunk, offset) in enumerate(chunks):
                 if index:
@@ -161,6 +207,8 @@ class QoptMain(xDSLOptMain):
                     if not self.args.disable_verify:
                         verify_module(module)
                     self.apply_passes(module)
+                    if target in TARGETS:
+                        check_translatable(module, target)
                     output.write(self.output_resulting_program(module))
                 except QuantDiagnostic as diagnostic:
                     if not self.args.verify_diagnostics:
@@ -171,21 +219,55 @@ class QoptMain(xDSLOptMain):
                 output.close()
 
 
-def _read_text(filename: str) -> str:
+def _read_text(filename: str, display_name: str) -> str:
+    """The input as text; bytes that are not UTF-8 are an error at their position."""
     try:
-        with open(filename, encoding="utf-8") as f:
-            return f.read()
+        if filename == "-":
+            stdin = sys.stdin
+            data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
+        else:
+            with open(filename, "rb") as f:
+                data = f.read()
     except OSError as err:
-        raise QuantDiagnostic(filename, f"cannot read input: {err.strerror}") from None
+        raise CommandLineError(f"cannot open '{filename}': {err.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise QuantDiagnostic(
+            f"{display_name}:{line}:{column}", "the input is not UTF-8 text"
+        ) from None
+
+
+def _open_output(filename: str) -> IO[str]:
+    try:
+        return open(filename, "w", encoding="utf-8")
+    except OSError as err:
+        raise CommandLineError(f"cannot open '{filename}': {err.strerror}") from None
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``| head``): drop what is left, exit as SIGPIPE would."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     try:
         QoptMain(argv).run()
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except QuantDiagnostic as diagnostic:
         print(diagnostic, file=sys.stderr)
         return 1
+    except CommandLineError as err:
+        print(f"qopt: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except PassFailedException as err:
         print(f"qopt: error: {err}", file=sys.stderr)
         return 1

@@ -371,6 +371,7 @@ class DynamicQuantizeOp(QuantOp):
         RangeClause(),
     )
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ("double_quant",)
+    RESULT_COUNTS: ClassVar[tuple[int, ...]] = (2, 3)
 
     @classmethod
     def shape_result_types(cls, types: list[Attribute]) -> list[Attribute | list[Attribute]]:
@@ -413,9 +414,7 @@ class DynamicQuantizeOp(QuantOp):
                 f"a double quant scale needs f8E4M3FN block scales, the scale is {scale_name}"
             )
         _verify_double_quant(self)
-        eps = self.prop_float("eps")
-        if eps is not None and not eps > 0:
-            raise VerifyException(f"eps must be > 0, got {eps}")
+        v.check_eps(self.prop_float("eps"))
         if not self.is_symmetric and not isinstance(storage, IntegerType):
             raise VerifyException(
                 f"asymmetric dynamic quantization needs integer storage, got {storage}"
@@ -494,6 +493,7 @@ class FakeQuantizeOp(QuantOp):
         v.check_storage(storage, "storage")
         v.check_storage_range(storage, self.storage_min, self.storage_max)
         v.check_rounding(self.rounding_mode, storage)
+        v.check_eps(self.prop_float("eps"))
         domain = self.prop_str("zero_point_domain", "int")
         if domain not in ZERO_POINT_DOMAINS:
             raise VerifyException(f"zero_point_domain must be int, float or none, got '{domain}'")

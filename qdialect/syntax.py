@@ -44,6 +44,8 @@ from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import IRDLOperation
 from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.lexer import Position
 
 from qdialect.attrs import GranularityAttr, PerTensorAttr
 
@@ -52,6 +54,50 @@ def f32_attr(number: float) -> FloatAttr:
     """An f32 FloatAttr of a parsed literal, rounded to f32 (overflow becomes inf)."""
     with np.errstate(over="ignore"):
         return FloatAttr(float(np.float32(number)), f32)
+
+
+def _is_hex_literal(parser: Parser) -> bool:
+    text = parser._current_token.text
+    return text[:2] in ("0x", "0X")
+
+
+def parse_optional_f32(parser: Parser) -> FloatAttr | None:
+    """An f32 literal: a decimal number rounded to f32, or a hexadecimal bit pattern.
+
+    xDSL's printer writes an f32 that needs more than 6 significant digits and has no
+    fractional part (``8388608.0``, ``1234567.0``) as its bits, ``0x4B000000``, like
+    MLIR; reading that as the integer 1258291200 would change the value silently.
+    """
+    start = parser.pos
+    if _is_hex_literal(parser):
+        bits = parser.parse_integer(allow_boolean=False, allow_negative=False)
+        if not 0 <= bits <= 0xFFFFFFFF:
+            parser.raise_error("hexadecimal float literal does not fit the 32 bits of f32", start)
+        return FloatAttr(float(np.uint32(bits).view(np.float32)), f32)
+    negative = parser.parse_optional_punctuation("-") is not None
+    if negative and _is_hex_literal(parser):
+        parser.raise_error("a hexadecimal float literal takes no leading minus", start)
+    number = parser.parse_optional_number()
+    if number is None:
+        if negative:
+            parser.raise_error("expected a number after '-'", start)
+        return None
+    return _float_attr(parser, -number if negative else number, start)
+
+
+def _float_attr(parser: Parser, number: float, start: Position) -> FloatAttr:
+    try:
+        return f32_attr(number)
+    except OverflowError:  # an integer too large for a float (f32 overflow gives inf)
+        parser.raise_error("number is out of range for f32", start)
+
+
+def _integer_attr(parser: Parser, value: int, width: int, start: Position) -> IntegerAttr:
+    try:
+        return IntegerAttr(value, width)
+    except VerifyException:
+        text = str(value) if abs(value) < 10**30 else f"with {len(str(abs(value)))} digits"
+        parser.raise_error(f"integer {text} does not fit i{width}", start)
 
 
 @dataclass
@@ -109,15 +155,19 @@ class ParamClause(Clause):
 
     def parse(self, parser: Parser, state: ParseState) -> None:
         parser.parse_punctuation("(")
+        start = parser.pos
         if (operand := parser.parse_optional_unresolved_operand()) is not None:
             parser.parse_punctuation(":")
             state.operands[self.name] = (operand, parser.parse_type())
-        elif (number := parser.parse_optional_number()) is not None:
+        elif self.integer and (number := parser.parse_optional_number()) is not None:
+            # A zero point: an integer (a float one is kept for the verifier to reject).
             state.properties[self.const_name] = (
-                IntegerAttr(int(number), i32)
-                if self.integer and isinstance(number, int)
-                else f32_attr(number)
+                _integer_attr(parser, number, 32, start)
+                if isinstance(number, int)
+                else _float_attr(parser, number, start)
             )
+        elif (number := parse_optional_f32(parser)) is not None:
+            state.properties[self.const_name] = number
         else:
             state.properties[self.const_name] = parser.parse_attribute()
         parser.parse_punctuation(")")
@@ -191,12 +241,14 @@ class RangeClause(Clause):
 
     def parse(self, parser: Parser, state: ParseState) -> None:
         parser.parse_punctuation("(")
+        lo_start = parser.pos
         lo = parser.parse_integer()
         parser.parse_punctuation(",")
+        hi_start = parser.pos
         hi = parser.parse_integer()
         parser.parse_punctuation(")")
-        state.properties["storage_min"] = IntegerAttr(lo, 64)
-        state.properties["storage_max"] = IntegerAttr(hi, 64)
+        state.properties["storage_min"] = _integer_attr(parser, lo, 64, lo_start)
+        state.properties["storage_max"] = _integer_attr(parser, hi, 64, hi_start)
 
 
 @dataclass
@@ -235,7 +287,11 @@ class FloatClause(Clause):
 
     def parse(self, parser: Parser, state: ParseState) -> None:
         parser.parse_punctuation("(")
-        state.properties[self.name] = f32_attr(parser.parse_number())
+        start = parser.pos
+        value = parse_optional_f32(parser)
+        if value is None:
+            parser.raise_error(f"expected an f32 number in {self.keyword}(...)", start)
+        state.properties[self.name] = value
         parser.parse_punctuation(")")
 
 
@@ -300,6 +356,8 @@ class ClauseOp(IRDLOperation):
     CLAUSES: ClassVar[tuple[Clause, ...]] = ()
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ()
     """Names of the optional parameter operands, in definition order after ``input``."""
+    RESULT_COUNTS: ClassVar[tuple[int, ...]] = (1,)
+    """How many result types the custom form may list."""
 
     @classmethod
     def parse(cls, parser: Parser) -> ClauseOp:
@@ -311,9 +369,16 @@ class ClauseOp(IRDLOperation):
         parser.parse_punctuation(":")
         input_type = parser.parse_type()
         parser.parse_punctuation("->")
+        types_start = parser.pos
         result_types = [parser.parse_type()]
         while parser.parse_optional_punctuation(",") is not None:
             result_types.append(parser.parse_type())
+        if len(result_types) not in cls.RESULT_COUNTS:
+            counts = " or ".join(map(str, cls.RESULT_COUNTS))
+            noun = "type" if cls.RESULT_COUNTS == (1,) else "types"
+            parser.raise_error(
+                f"{cls.name} takes {counts} result {noun}, got {len(result_types)}", types_start
+            )
         operands: list[SSAValue | list[SSAValue]] = [
             parser.resolve_operand(input_operand, input_type)
         ]

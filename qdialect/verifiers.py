@@ -55,11 +55,15 @@ def check_expressed(t: Attribute, role: str = "expressed") -> None:
         raise VerifyException(f"{role} type must be f32, f16 or bf16, got {t}")
 
 
+def _shape_text(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("?" if n < 0 else str(n) for n in shape) + "]"
+
+
 def check_same_shape(input_type: Attribute, result_type: Attribute) -> None:
     if shape_of(input_type) != shape_of(result_type):
         raise VerifyException(
-            f"result shape {list(shape_of(result_type))} does not match the input shape "
-            f"{list(shape_of(input_type))}"
+            f"result shape {_shape_text(shape_of(result_type))} does not match the input "
+            f"shape {_shape_text(shape_of(input_type))}"
         )
 
 
@@ -164,6 +168,12 @@ def check_scale(name: str, operand: SSAValue | None, const: Attribute | None) ->
             raise VerifyException(f"constant {name} must be finite and > 0, got {value}")
 
 
+def check_eps(eps: float | None) -> None:
+    """The optional lower bound of computed scales is a finite number > 0."""
+    if eps is not None and not (math.isfinite(eps) and eps > 0):
+        raise VerifyException(f"eps must be finite and > 0, got {eps}")
+
+
 def check_zero_point(
     name: str,
     operand: SSAValue | None,
@@ -188,7 +198,9 @@ def check_zero_point(
         return
     assert const is not None and bounds is not None
     for value in const_values(const):
-        if value != int(value) or not bounds[0] <= value <= bounds[1]:
+        if not math.isfinite(value) or value != int(value):
+            raise VerifyException(f"{name} must be an integer, got {value:g}")
+        if not bounds[0] <= value <= bounds[1]:
             raise VerifyException(
                 f"{name} {value:g} is outside the storage range [{bounds[0]}, {bounds[1]}] "
                 f"of {formats.type_name(storage)}"

@@ -291,7 +291,7 @@ func.func @dynamic_double_quant(%x: tensor<4x32xf32>) {
 // -----
 
 func.func @dynamic_eps(%x: tensor<4x32xf32>) {
-  // CHECK: error: eps must be > 0, got -1.0
+  // CHECK: error: eps must be finite and > 0, got -1.0
   %d, %s = quant.dynamic_quantize %x per_token eps(-1.0) : tensor<4x32xf32> -> tensor<4x32xi8>, tensor<4x1xf32>
   func.return
 }
