@@ -79,7 +79,6 @@ from xdsl.ir.affine import (
     AffineExpr,
     AffineMap,
 )
-from xdsl.parser import Parser
 
 from codegen import floatfmt
 from codegen.target import (
@@ -90,6 +89,7 @@ from codegen.target import (
     with_data_layout,
 )
 from codegen.target import optimize as optimize_module
+from qdialect.diagnostics import LocatingParser
 
 __all__ = [
     "BufferSpec",
@@ -1801,6 +1801,7 @@ def lowered_context() -> Context:
 
 def parse_lowered(text: str, name: str = "<lowered>") -> ModuleOp:
     """Parse and verify lowered IR text."""
-    module = Parser(lowered_context(), text, name).parse_module()
+    # qdialect's parser: xDSL's reads a hex float in dense<[0x4B000000]> as an integer.
+    module = LocatingParser(lowered_context(), text, name).parse_module()
     module.verify()
     return module
