@@ -193,9 +193,12 @@ def _dtype_name(value: Any, argument: str, allowed: Sequence[str]) -> str:
                 f"{argument} must be a dtype or one of {', '.join(allowed)}, got {value!r}"
             ) from None
     if name not in allowed:
+        hint = (
+            " (packed pairs: give the element type and packed=True)" if "_x2" in str(value) else ""
+        )
         raise ValueError(
             f"{argument} must be one of {', '.join(allowed)} (or the numpy / ml_dtypes / "
-            f"torch dtype of one), got {value!r}"
+            f"torch dtype of one), got {value!r}{hint}"
         )
     return name
 
@@ -345,12 +348,15 @@ def _zero_point(value: Any, argument: str, shape: tuple[int, ...], storage: str)
 
 
 def _positive_f32(value: Any, argument: str) -> float:
-    """A scalar option (``eps``) as the float32 the kernel uses: finite and > 0 there."""
-    if not _is_real_number(value) and not (
-        isinstance(value, np.ndarray) and value.ndim == 0 and _is_real_dtype(value.dtype)
-    ):
-        raise TypeError(f"{argument} must be a real number, got {value!r}")
-    return float(_scale(value, argument, (), keep=False))
+    """A scalar option (``eps``, ``double_quant_scale``) as the float32 the kernel uses:
+    a real number or a 0-d array (numpy, torch, ...), finite and > 0 as a float32."""
+    try:
+        array = _param_array(value, argument)
+    except TypeError:
+        raise TypeError(f"{argument} must be a real number, got {value!r}") from None
+    if array.size != 1:
+        raise ValueError(f"{argument} must be a single number, got shape {array.shape}")
+    return float(_scale(array.reshape(()), argument, (), keep=False))
 
 
 @dataclass(frozen=True)
@@ -987,8 +993,8 @@ def fake_quantize(
         raise ValueError(f"zero_point_domain must be int, float or none, got {zero_point_domain!r}")
     symmetric = _bool(symmetric, "symmetric")
     if _bool(per_token, "per_token"):
-        if block_size is not None or block_shape is not None:
-            raise ValueError("per_token excludes block_size and block_shape")
+        if block_size is not None or block_shape is not None or axis is not None:
+            raise ValueError("per_token excludes axis, block_size and block_shape")
         if x.ndim == 0:
             raise ValueError("per_token needs an array of rank >= 1")
         block_shape = [1] * (x.ndim - 1) + [-1]

@@ -167,6 +167,13 @@ def test_eps_that_is_not_a_positive_float32_is_rejected_naming_eps(eps):
 def test_eps_of_the_wrong_type_is_a_type_error():
     with pytest.raises(TypeError, match="^eps must be a real number"):
         codegen.dynamic_quantize(X, dtype="i8", eps="1e-5")
+    with pytest.raises(ValueError, match="^eps must be a single number"):
+        codegen.dynamic_quantize(X, dtype="i8", eps=np.ones(2))
+
+
+def test_per_token_with_axis_is_rejected():
+    with pytest.raises(ValueError, match="^per_token excludes axis"):
+        codegen.fake_quantize(X, dtype="i8", per_token=True, axis=0)
 
 
 @pytest.mark.parametrize("zp", [2**70, -(2**70), 2**63, 300])
