@@ -931,6 +931,8 @@ def dynamic_quantize(
             f"scale_rounding={scale_rounding!r} applies to f8E8M0FNU scales only, "
             f"scale_dtype is {scale_type}"
         )
+    if scale_type in ("f8E4M3FN", "f8E8M0FNU") and storage not in formats.FLOAT_STORAGE_NAMES:
+        raise ValueError(f"scale_dtype {scale_type} needs float storage, dtype is {storage}")
     if double_quant_scale is not None and scale_type != "f8E4M3FN":
         raise ValueError(
             f"double_quant_scale applies to f8E4M3FN scales (NVFP4) only, scale_dtype is "

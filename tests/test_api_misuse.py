@@ -96,6 +96,12 @@ def test_double_quant_scale_without_e4m3_scale_is_rejected():
         codegen.dynamic_quantize(X, dtype="i8", double_quant_scale=0.5)
 
 
+@pytest.mark.parametrize("scale_dtype", ["f8E4M3FN", "f8E8M0FNU"])
+def test_float8_scale_dtype_with_integer_storage_is_rejected(scale_dtype):
+    with pytest.raises(ValueError, match=f"^scale_dtype {scale_dtype} needs float storage"):
+        codegen.dynamic_quantize(X, dtype="i8", scale_dtype=scale_dtype, block_size=2)
+
+
 def test_symmetric_false_with_float_storage_is_rejected():
     with pytest.raises(ValueError, match="^symmetric=False needs integer storage"):
         codegen.dynamic_quantize(X, dtype="f8E4M3FN", symmetric=False)
@@ -346,6 +352,7 @@ def small_kernel_table():
     codegen.set_kernel_cache_size(16)
     yield 16
     codegen.set_kernel_cache_size(bound)
+    codegen.clear_kernel_cache()  # the jit's modules of the test's signatures, ~1 MB each
 
 
 def test_api_kernel_table_stays_at_its_bound(small_kernel_table):
