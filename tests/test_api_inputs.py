@@ -325,3 +325,19 @@ def test_torch_tensor_requiring_grad_is_read(torch):
 def test_torch_packed_pair_dtype_is_rejected_naming_dtype(torch):
     with pytest.raises(ValueError, match="^dtype must be one of"):
         codegen.quantize(torch.from_numpy(X), 0.5, dtype=torch.float4_e2m1fn_x2)
+
+
+def test_torch_tensor_off_the_cpu_is_rejected_naming_the_argument(torch):
+    x = torch.empty((5, 8), device="meta")
+    with pytest.raises(ValueError, match="^x must be a CPU tensor"):
+        codegen.quantize(x, 0.5, dtype="i8")
+
+
+def test_torch_scalar_tensors_as_parameters(torch):
+    x = torch.from_numpy(X)
+    got = codegen.quantize(x, torch.tensor(0.25, dtype=torch.float64), torch.tensor(3), dtype="i8")
+    assert_same_bits(got.numpy(), oracle.quantize(X, F32(0.25), np.int8(3), dtype="i8"))
+    data, scale = codegen.dynamic_quantize(x, dtype="i8", eps=torch.tensor(1e-5))
+    want = oracle.dynamic_quantize(X, dtype="i8", eps=1e-5)
+    assert_same_bits(data.numpy(), want[0])
+    assert_same_bits(scale.numpy(), want[1])
