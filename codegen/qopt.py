@@ -41,6 +41,7 @@ from qdialect.diagnostics import (
     parse_module,
     verify_module,
 )
+from qdialect.printing import ExactPrinter
 
 
 class CommandLineError(Exception):
@@ -57,6 +58,25 @@ def _located_translation_errors() -> Iterator[None]:
     except TranslationError as err:
         where = locate_op(err.op) if err.op is not None else "<unknown>"
         raise QuantDiagnostic(where, err.reason) from None
+
+
+@dataclass(frozen=True)
+class IRTarget(MLIRTarget):
+    """``-t mlir`` (the default): the IR, printed so that it reads back bit for bit."""
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        if self.syntax_highlight:
+            super().emit(ctx, module, output)
+            return
+        printer = ExactPrinter(
+            stream=output,
+            print_generic_format=self.print_generic_format,
+            print_properties_as_attributes=self.print_properties_as_attributes,
+            print_debuginfo=self.print_debuginfo,
+        )
+        printer.print_op(module)
+        printer.print_metadata(ctx.loaded_dialects)
+        print("\n", file=output)
 
 
 @dataclass(frozen=True)
@@ -151,7 +171,7 @@ class QoptMain(xDSLOptMain):
             self.register_pass(name, factory)
 
     def register_all_targets(self) -> None:
-        self.available_targets["mlir"] = _factory(MLIRTarget)
+        self.available_targets["mlir"] = _factory(IRTarget)
         for name, target in TARGETS.items():
             self.available_targets[name] = _factory(target)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, TensorType, f32, i8, i32
-from xdsl.printer import Printer
 
 from qdialect import (
     BlockAttr,
@@ -20,11 +20,12 @@ from qdialect import (
     QuantizeOp,
 )
 from qdialect.diagnostics import QuantDiagnostic, parse_module, verify_module
+from qdialect.printing import ExactPrinter
 
 
 def _print(op, generic: bool = False) -> str:
     out = io.StringIO()
-    Printer(stream=out, print_generic_format=generic).print_op(op)
+    ExactPrinter(stream=out, print_generic_format=generic).print_op(op)
     return out.getvalue()
 
 
@@ -117,6 +118,28 @@ func.func @f(%x: tensor<{shape}x{expressed}>) -> tensor<{shape}xf32> {{
 }}"""
     printed = _roundtrip(text)
     assert "quant.quantize" in printed and "quant.dequantize" in printed
+
+
+@pytest.mark.parametrize("scale", [8388608.0, 1234567.0, 1000001.0, 16777215.0, 3.4028235e38])
+@pytest.mark.parametrize("form", ["scalar", "dense", "splat"])
+def test_roundtrip_integer_valued_scale(scale, form):
+    """The case test_roundtrip_generated found: xDSL prints these scales as hex bits
+    (``scale(0x4B000000)``), which qopt read back as the integer 1258291200."""
+    clause = {
+        "scalar": f"scale({scale!r})",
+        "dense": f"scale(dense<[{scale!r}, 1.0]> : tensor<2xf32>) per_axis(0)",
+        "splat": f"scale(dense<{scale!r}> : tensor<2xf32>) per_axis(0)",
+    }[form]
+    text = f"""func.func @f(%x: tensor<2xf32>) -> tensor<2xi8> {{
+  %q = quant.quantize %x {clause} : tensor<2xf32> -> tensor<2xi8>
+  func.return %q : tensor<2xi8>
+}}"""
+    printed = _roundtrip(text)
+    assert "0x" in printed or scale == 3.4028235e38
+    op = next(o for o in parse_module(printed).walk() if isinstance(o, QuantizeOp))
+    const = op.param("scale")
+    value = const.value.data if isinstance(const, FloatAttr) else const.get_values()[0]
+    assert value == float(np.float32(scale))
 
 
 def test_verifier_error_is_located():
