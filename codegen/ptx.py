@@ -3,7 +3,7 @@
 Everything but the loop-to-thread mapping is `codegen.translate`'s: bufferization, phases,
 loop nests, the body op table, element types and the `floatfmt` conversions. The
 differences are the target (``nvptx64-nvidia-cuda``, cpu = the SM architecture, a PTX ISA
-feature) and `_KernelEmitter`, which makes every phase a ``ptx_kernel`` with the CPU ABI
+feature ``+ptxNN``: see `PTX_ARCHS`) and `_KernelEmitter`, which makes every phase a ``ptx_kernel`` with the CPU ABI
 
     .entry f__phaseK(i8** data, i64** strides, i64 lo, i64 hi)
 
@@ -36,12 +36,15 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import llvmlite
+import llvmlite.binding as llvm
 from llvmlite import ir
 from xdsl.dialects.builtin import ModuleOp
 
+from codegen.cache import MemoryCache
 from codegen.target import (
     TargetConfig,
     create_target_machine,
@@ -60,10 +63,13 @@ from codegen.translate import (
 )
 
 __all__ = [
+    "PTX_ARCHS",
     "PTX_TRIPLE",
+    "PTX_VERSIONS",
     "GpuModule",
     "PtxasError",
     "assemble",
+    "check_arch",
     "compile_ptx",
     "emit_ptx",
     "ptx_config",
@@ -79,17 +85,77 @@ class PtxasError(RuntimeError):
     """``ptxas`` rejected the PTX (the message is ptxas's own) or is not installed."""
 
 
-def ptx_config(arch: str = DEFAULT_ARCH, features: str | None = None) -> TargetConfig:
-    """The NVPTX target for `arch` (``sm_80``, ``sm_90a``, ...).
+# The GPU architectures PTX is emitted for, each with the lowest PTX ISA version (x10) that
+# LLVM 22's NVPTX backend (llvmlite 0.50) accepts for it. LLVM aborts the process ("LLVM
+# ERROR: PTX version 7.8 does not support target 'sm_90a'") when a target machine is made
+# with a lower `+ptxNN`, and emits PTX for an unknown `sm_NNN` it only warns about, so both
+# are checked here before LLVM is called. The version emitted is this minimum: the PTX then
+# loads on the oldest driver that knows the architecture. `ptxas` of CUDA 13 accepts all of
+# them but sm_70 / sm_72 (Volta, dropped in CUDA 13; CUDA 12's ptxas takes them); sm_101*
+# is left out (renamed sm_110 in CUDA 13). `a` = architecture-specific features (PTX only
+# for that exact GPU), `f` = family-portable features (CUDA 12.9+).
+PTX_ARCHS: Mapping[str, int] = MappingProxyType(
+    {
+        "sm_70": 60,
+        "sm_72": 61,
+        "sm_75": 63,
+        "sm_80": 70,
+        "sm_86": 71,
+        "sm_87": 74,
+        "sm_88": 90,
+        "sm_89": 78,
+        "sm_90": 78,
+        "sm_90a": 80,
+        "sm_100": 86,
+        "sm_100a": 86,
+        "sm_100f": 88,
+        "sm_103": 88,
+        "sm_103a": 88,
+        "sm_103f": 88,
+        "sm_110": 90,
+        "sm_110a": 90,
+        "sm_110f": 90,
+        "sm_120": 87,
+        "sm_120a": 87,
+        "sm_120f": 88,
+        "sm_121": 88,
+        "sm_121a": 88,
+        "sm_121f": 88,
+    }
+)
+# The PTX ISA versions LLVM 22 knows (from 6.0, the first with a listed architecture);
+# `+ptxNN` outside this set is ignored by LLVM with a warning.
+PTX_VERSIONS = frozenset(
+    (60, 61, 62, 63, 64, 65, 70, 71, 72, 73, 74, 75, 76, 77, 78)
+    + (80, 81, 82, 83, 84, 85, 86, 87, 88, 90)
+)
 
-    The PTX ISA version is the lowest one every supported architecture accepts:
-    ``+ptx78`` up to sm_90a (the first ISA with sm_90), ``+ptx86`` beyond (sm_100/sm_120).
+
+def check_arch(arch: str) -> str:
+    """`arch` if it is in `PTX_ARCHS`, else a ValueError that names the supported ones."""
+    if arch not in PTX_ARCHS:
+        raise ValueError(f"unknown GPU architecture {arch!r}; supported: {', '.join(PTX_ARCHS)}")
+    return arch
+
+
+def ptx_config(arch: str = DEFAULT_ARCH, features: str | None = None) -> TargetConfig:
+    """The NVPTX target for `arch` (a key of `PTX_ARCHS`: ``sm_80``, ``sm_90a``, ...).
+
+    `features` defaults to ``+ptxNN``, the lowest PTX ISA version `arch` needs; a given one
+    must be a single ``+ptxNN`` that LLVM knows and that is at least that version.
     """
-    if not re.fullmatch(r"sm_\d+[af]?", arch):
-        raise ValueError(f"arch must look like 'sm_90' or 'sm_90a', got {arch!r}")
+    minimum = PTX_ARCHS[check_arch(arch)]
     if features is None:
-        number = int(re.sub(r"\D", "", arch))
-        features = "+ptx78" if number <= 90 else "+ptx86"
+        features = f"+ptx{minimum}"
+    match = re.fullmatch(r"\+ptx(\d+)", features)
+    if match is None or int(match[1]) not in PTX_VERSIONS:
+        known = ", ".join(f"+ptx{v}" for v in sorted(PTX_VERSIONS))
+        raise ValueError(f"PTX features must be one of {known}; got {features!r}")
+    if int(match[1]) < minimum:
+        raise ValueError(
+            f"{arch} needs PTX ISA {minimum // 10}.{minimum % 10} or later (+ptx{minimum}); "
+            f"got {features!r}"
+        )
     return with_data_layout(TargetConfig(PTX_TRIPLE, arch, features))
 
 
@@ -165,7 +231,7 @@ def translate_ptx(
 
 
 _EXTERN_FUNC = re.compile(r"^\s*\.extern\s+\.func\b.*$", re.MULTILINE)
-_PTX_CACHE: dict[tuple, tuple[str, dict[str, KernelSpec]]] = {}
+_PTX_CACHE: MemoryCache[tuple[str, dict[str, KernelSpec]]] = MemoryCache(capacity=256)
 
 
 def _emit(module: ModuleOp | str, arch: str) -> tuple[str, dict[str, KernelSpec]]:
@@ -176,7 +242,8 @@ def _emit(module: ModuleOp | str, arch: str) -> tuple[str, dict[str, KernelSpec]
     if cached is not None:
         return cached
     text, kernels = translate_ptx(parsed, arch)
-    llvm_module = optimize(parse_llvm_ir(text), config)
+    # A private context: freed with the module, and safe next to a JIT compile in another thread.
+    llvm_module = optimize(parse_llvm_ir(text, llvm.create_context()), config)
     ptx = create_target_machine(config).emit_assembly(llvm_module)
     libcalls = _EXTERN_FUNC.findall(ptx)
     if libcalls:
@@ -184,7 +251,7 @@ def _emit(module: ModuleOp | str, arch: str) -> tuple[str, dict[str, KernelSpec]
             "the PTX calls functions that do not exist on the GPU: "
             + "; ".join(line.strip() for line in libcalls)
         )
-    _PTX_CACHE[key] = (ptx, kernels)
+    _PTX_CACHE.put(key, (ptx, kernels))
     return ptx, kernels
 
 
@@ -196,8 +263,10 @@ def emit_ptx(module: ModuleOp | str, arch: str = DEFAULT_ARCH) -> str:
 def assemble(ptx: str, arch: str = DEFAULT_ARCH) -> bytes:
     """Assemble PTX with ``ptxas -arch=<arch>`` and return the cubin.
 
-    `PtxasError` carries ptxas's message when it rejects the PTX or is not installed.
+    `PtxasError` carries ptxas's message when it rejects the PTX or is not installed;
+    an `arch` not in `PTX_ARCHS` is a ValueError.
     """
+    check_arch(arch)
     ptxas = shutil.which("ptxas")
     if ptxas is None:
         raise PtxasError("ptxas is not on PATH (it comes with the CUDA toolkit)")
