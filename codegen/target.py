@@ -134,10 +134,15 @@ def create_target_machine(config: TargetConfig, *, jit: bool = False) -> llvm.Ta
     )
 
 
-def parse_llvm_ir(text: str) -> llvm.ModuleRef:
-    """Parse LLVM IR text and verify it (the pass manager crashes on an invalid module)."""
+def parse_llvm_ir(text: str, context: llvm.ContextRef | None = None) -> llvm.ModuleRef:
+    """Parse LLVM IR text and verify it (the pass manager crashes on an invalid module).
+
+    With `context` (``llvm.create_context()``) the module's types and constants live in that
+    context and are freed with it; the global context keeps them for the life of the process
+    and is not safe to use from two threads at once.
+    """
     initialize_native()
-    module = llvm.parse_assembly(text)
+    module = llvm.parse_assembly(text, context=context)
     module.verify()
     return module
 
