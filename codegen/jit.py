@@ -4,9 +4,14 @@
     y = compiled["quantize"](x, scale)                  # numpy in, numpy out
 
 `compile_module` translates the module (`translate.py`), optimises it for the configured
-target (`target.py`) and loads it into an MCJIT engine. A `Kernel` holds the engine alive
-for as long as its function pointers can be called, and implements the runtime half of the
-kernel ABI of docs/design.md section 2:
+target (`target.py`) and loads it into an MCJIT engine. The engine, with the private LLVM
+context of its module, is owned by an `_Engine` that the `CompiledModule` and each of its
+`Kernel`s reference (nothing references back, so there is no cycle to wait for the garbage
+collector): the engine is closed as soon as the last of them is gone. The memory cache
+holds compiled modules, not engines; once it evicts or `clear_cache` drops a module that no
+caller still holds, its machine code is freed at once, while a `Kernel` a caller kept stays
+callable. `live_engines()` counts the engines not yet freed. A `Kernel` implements the
+runtime half of the kernel ABI of docs/design.md section 2:
 
 * arguments are checked against the `KernelSpec` (dtype -> TypeError, shape -> ValueError,
   both naming the argument); strided and negative-stride views are passed as they are,
@@ -24,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +53,7 @@ __all__ = [
     "Kernel",
     "clear_cache",
     "compile_module",
+    "live_engines",
 ]
 
 THRESHOLD_ENV = "QOPT_PARALLEL_THRESHOLD"
@@ -81,6 +88,45 @@ def _chunks(extent: int, parts: int) -> tuple[tuple[int, int], ...]:
     return tuple(zip(bounds[:-1], bounds[1:]))
 
 
+_live = 0  # engines created and not yet closed
+_live_lock = threading.Lock()
+
+
+def live_engines() -> int:
+    """How many MCJIT engines this process holds (compiled modules whose code is not freed)."""
+    return _live
+
+
+def _close_engine(engine: llvm.ExecutionEngine, context: llvm.ContextRef) -> None:
+    """Free the machine code, then the context of the module (the engine owns the module,
+    which must go before its context)."""
+    global _live
+    engine.close()
+    context.close()
+    with _live_lock:
+        _live -= 1
+
+
+class _Engine:
+    """Owns one MCJIT engine and the LLVM context of its module; both are freed when the
+    last object holding this one (a `CompiledModule`, a `Kernel`) is gone."""
+
+    def __init__(self, engine: llvm.ExecutionEngine, context: llvm.ContextRef) -> None:
+        global _live
+        self.engine = engine
+        with _live_lock:
+            _live += 1
+        finalizer = weakref.finalize(self, _close_engine, engine, context)
+        # At interpreter exit the pool threads may still be inside the code; the OS frees it.
+        finalizer.atexit = False
+
+    def function_address(self, symbol: str) -> int:
+        address = self.engine.get_function_address(symbol)
+        if not address:  # MCJIT answers 0 instead of raising
+            raise RuntimeError(f"JIT has no code for symbol {symbol!r}")
+        return address
+
+
 class _Frame:
     """The preallocated `data` and `strides` arrays of one kernel for one thread."""
 
@@ -107,11 +153,11 @@ class _PhaseCall:
 class Kernel:
     """One compiled `func.func`: call it with numpy arrays, get numpy arrays back."""
 
-    def __init__(self, spec: KernelSpec, compiled: CompiledModule) -> None:
+    def __init__(self, spec: KernelSpec, engine: _Engine) -> None:
         self.spec = spec
-        self._compiled = compiled  # keeps the engine (and the code) alive
-        self._serial = _SERIAL_FN(compiled.function_address(spec.entry))
-        self._phases = [_PHASE_FN(compiled.function_address(p.function)) for p in spec.phases]
+        self._engine = engine  # keeps the code alive while this kernel can be called
+        self._serial = _SERIAL_FN(engine.function_address(spec.entry))
+        self._phases = [_PHASE_FN(engine.function_address(p.function)) for p in spec.phases]
         self._args = spec.args
         self._nargs = len(spec.args)
         self._alignments = [a.dtype.alignment for a in spec.args]
@@ -283,21 +329,22 @@ class CompiledModule(Mapping[str, Kernel]):
 
     def __init__(
         self,
-        engine: llvm.ExecutionEngine,
+        engine: _Engine,
         specs: Mapping[str, KernelSpec],
         llvm_ir: str,
         config: TargetConfig,
     ) -> None:
-        self.engine = engine
+        self._engine = engine
         self.llvm_ir = llvm_ir
         self.config = config
-        self.kernels = {name: Kernel(spec, self) for name, spec in specs.items()}
+        self.kernels = {name: Kernel(spec, engine) for name, spec in specs.items()}
+
+    @property
+    def engine(self) -> llvm.ExecutionEngine:
+        return self._engine.engine
 
     def function_address(self, symbol: str) -> int:
-        address = self.engine.get_function_address(symbol)
-        if not address:  # MCJIT answers 0 instead of raising
-            raise RuntimeError(f"JIT has no code for symbol {symbol!r}")
-        return address
+        return self._engine.function_address(symbol)
 
     def __getitem__(self, name: str) -> Kernel:
         try:
@@ -319,7 +366,11 @@ _compile_lock = threading.RLock()
 
 
 def clear_cache() -> None:
-    """Forget the compiled modules of this process (the disk cache stays)."""
+    """Forget the compiled modules of this process (the disk cache stays).
+
+    The engine of every module no caller holds (directly or through one of its kernels) is
+    freed here; the others are freed when their last holder is.
+    """
     _MEMORY_CACHE.clear()
 
 
@@ -347,12 +398,16 @@ def compile_module(module: ModuleOp | str, *, config: TargetConfig | None = None
 def _compile(module: ModuleOp, key: tuple, config: TargetConfig) -> CompiledModule:
     translation = translate_module(module, config)
     llvm_ir = str(translation.llvm_module)
-    llvm_module = parse_llvm_ir(llvm_ir)
+    context = llvm.create_context()
+    llvm_module = parse_llvm_ir(llvm_ir, context)
     disk, digest = disk_cache(), key_digest(key)
-    if disk is None or not disk.contains(digest):
-        optimize(llvm_module, config)  # a cached object file makes the IR irrelevant
+    # Loaded (and verified) before the engine exists: a stored object makes the IR irrelevant.
+    cached_object = disk.load(digest) if disk is not None else None
+    if cached_object is None:
+        optimize(llvm_module, config)
     engine = llvm.create_mcjit_compiler(llvm_module, create_target_machine(config, jit=True))
+    owner = _Engine(engine, context)
     if disk is not None:
-        disk.attach(engine, digest)
+        disk.attach(engine, digest, cached_object)
     engine.finalize_object()
-    return CompiledModule(engine, translation.kernels, llvm_ir, config)
+    return CompiledModule(owner, translation.kernels, llvm_ir, config)

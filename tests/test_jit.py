@@ -10,6 +10,7 @@ the runtime, not quantization semantics (the oracle tests do that).
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import re
 import subprocess
@@ -26,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen import jit
-from codegen.cache import CACHE_DIR_ENV, disk_cache
+from codegen.cache import CACHE_DIR_ENV, MemoryCache, disk_cache
 from codegen.jit import compile_module
 
 ROWS = st.sampled_from([0, 1, 3, 16, 31])
@@ -730,10 +731,84 @@ class Test_CallErrors:
 # Caches
 
 
+def add_constant_ir(k: int) -> str:
+    """A tiny kernel ``@add``: x + k over 4 floats (a distinct module for every k)."""
+    t = "tensor<4xf32>"
+    body = generic(
+        [identity(1), identity(1)],
+        ["parallel"],
+        [("%x", t)],
+        [("%e", t)],
+        f"""\
+            %c = arith.constant {k}.0 : f32
+            %r = arith.addf %x_in, %c : f32
+            linalg.yield %r : f32""",
+        t,
+    )
+    return f"""\
+func.func @add(%x: {t}) -> {t} {{
+  %e = tensor.empty() : {t}
+  %y = {body}
+  func.return %y : {t}
+}}
+"""
+
+
+@pytest.fixture
+def small_memory_cache(monkeypatch: pytest.MonkeyPatch):
+    """The JIT's memory cache with room for 8 modules, and the garbage collector off: the
+    engines must be freed by reference counting, at once, not by a later gc pass."""
+    monkeypatch.setattr(jit, "_MEMORY_CACHE", MemoryCache(capacity=8))
+    monkeypatch.delenv(CACHE_DIR_ENV, raising=False)
+    enabled = gc.isenabled()
+    gc.disable()
+    yield jit._MEMORY_CACHE
+    if enabled:
+        gc.enable()
+
+
 class Test_Cache:
     def test_memory_cache_returns_the_same_module(self) -> None:
         ir = quantize_ir((5, 5), (), SCALAR2)
         assert compile_module(ir) is compile_module(ir)
+
+    def test_evicted_engines_are_freed(self, small_memory_cache: MemoryCache) -> None:
+        """300 distinct modules through an LRU of 8: never more than 8 engines alive."""
+        base = jit.live_engines()
+        x = np.zeros(4, np.float32)
+        for k in range(300):
+            compiled = compile_module(add_constant_ir(10_000 + k))
+            if k % 50 == 0:
+                np.testing.assert_array_equal(compiled["add"](x), 10_000 + k)
+            del compiled
+            assert len(small_memory_cache) <= 8
+            assert jit.live_engines() - base <= 8, k
+        assert jit.live_engines() - base == 8
+
+    def test_held_kernel_outlives_eviction(self, small_memory_cache: MemoryCache) -> None:
+        """A kernel the caller keeps keeps its engine (and stays callable) after the cache
+        dropped its module; the engine goes with the kernel."""
+        base = jit.live_engines()
+        kept = compile_module(add_constant_ir(20_000))["add"]
+        for k in range(1, 20):
+            compile_module(add_constant_ir(20_000 + k))
+        assert jit.live_engines() - base == 9  # 8 cached + the held one
+        np.testing.assert_array_equal(kept(np.ones(4, np.float32)), 20_001)
+        del kept
+        assert jit.live_engines() - base == 8
+
+    def test_clear_cache_frees_engines(self, small_memory_cache: MemoryCache) -> None:
+        base = jit.live_engines()
+        modules = [compile_module(add_constant_ir(30_000 + k)) for k in range(6)]
+        kernel = modules[0]["add"]
+        assert jit.live_engines() - base == 6
+        jit.clear_cache()
+        assert jit.live_engines() - base == 6  # the caller still holds all six
+        del modules
+        assert jit.live_engines() - base == 1  # only the held kernel's
+        np.testing.assert_array_equal(kernel(np.zeros(4, np.float32)), 30_000)
+        del kernel
+        assert jit.live_engines() == base
 
     def test_disk_cache_serves_a_fresh_engine(
         self, tmp_path, monkeypatch: pytest.MonkeyPatch
@@ -744,7 +819,7 @@ class Test_Cache:
         cache = disk_cache()
         assert cache is not None
         compile_module(ir)
-        assert cache.writes == 1 and len(list(tmp_path.glob("*.o"))) == 1
+        assert cache.writes == 1 and len(list(tmp_path.glob("*.qobj"))) == 1
         jit.clear_cache()
         kernel = compile_module(ir)["quantize"]
         assert cache.hits == 1 and cache.writes == 1
