@@ -145,13 +145,14 @@ def unpack_entry(digest: str, entry: bytes) -> bytes | None:
     return payload
 
 
-def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
+def _warn_once(about: object, message: str) -> None:
+    """Warn about `about` (a directory and what went wrong there) once per process."""
+    if about not in _WARNED:
+        _WARNED.add(about)
         warnings.warn(message, DiskCacheWarning, stacklevel=3)
 
 
-_WARNED: set[str] = set()
+_WARNED: set[object] = set()
 
 
 @dataclass
@@ -197,12 +198,16 @@ class DiskCache:
         try:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{digest[:16]}-", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would keep the cache private
                 f.write(pack_entry(digest, data))
             os.replace(tmp, self.path(digest))
         except OSError as err:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-            _warn_once(f"qopt: cannot write to the JIT disk cache {self.directory}: {err}")
+            _warn_once(
+                (self.directory, "store"),
+                f"qopt: cannot write to the JIT disk cache {self.directory}: {err}",
+            )
             return
         self.writes += 1
 
@@ -236,8 +241,9 @@ def disk_cache() -> DiskCache | None:
             problem = _unusable(path)
             if problem:
                 _warn_once(
+                    (path, "unusable"),
                     f"qopt: {CACHE_DIR_ENV}={directory!r} {problem}; "
-                    "compiling without the disk cache"
+                    "compiling without the disk cache",
                 )
             _DISK_CACHES[path] = None if problem else DiskCache(path)
         return _DISK_CACHES[path]
