@@ -346,11 +346,24 @@ def quantize_float_value(b: BodyBuilder, v: SSAValue, storage: Storage, saturate
 
     %0 = arith.maximumf %v, %neg_max : f32       (saturate only; NaN propagates)
     %1 = arith.minimumf %0, %max : f32
-    %q = arith.truncf %1 : f32 to f8E4M3FN       (rne, the format's own overflow)
+    %2 = arith.cmpf uno, %1, %1 : f32
+    %3 = arith.select %2, 0x7FC00000, %1 : f32   (every NaN is +qNaN: docs/semantics.md)
+    %q = arith.truncf %3 : f32 to f8E4M3FN       (rne, the format's own overflow)
     """
     if saturate:
         v = clamp(b, v, -storage.float_max, storage.float_max)
-    return b.truncf(v, storage.type)
+    return b.truncf(canonical_nan(b, v), storage.type)
+
+
+def canonical_nan(b: BodyBuilder, v: SSAValue) -> SSAValue:
+    """``v`` with any NaN replaced by the positive quiet NaN 0x7FC00000.
+
+    The sign and payload of a NaN that f32 arithmetic makes are not specified (IEEE 754
+    6.3; x86 returns the first NaN operand, and LLVM may commute `fmul`; invalid operations
+    give a negative NaN on x86 and a positive one on NVIDIA GPUs), so a lowering that
+    multiplies in another order, or another target, would store another NaN code. Every
+    NaN written to float storage is therefore this one NaN, cast by the format's rule."""
+    return b.select(b.is_nan(v), b.f32(float("nan")), v)  # Python's nan is 0x7FC00000
 
 
 @dataclass(frozen=True)
@@ -569,7 +582,8 @@ def dynamic_params(
         if double_quant is not None:
             s = b.divf(s, double_quant)
         scale = b.truncf(
-            clamp(b, s, 0.0, formats.float_format(form.scale_type).max_value), form.scale_type
+            canonical_nan(b, clamp(b, s, 0.0, formats.float_format(form.scale_type).max_value)),
+            form.scale_type,
         )
         divisor = b.extf(scale)
         if double_quant is not None:

@@ -27,8 +27,8 @@ Conventions shared by every function
 * IEEE overflow / underflow / invalid results of the arithmetic on user data (``x / s``
   overflowing to inf and then saturating, ``inf / inf``, ``(q - zp) * s`` overflowing) are
   part of the semantics, so numpy's floating-point warnings for them are silenced
-  (``_ieee``). Division by zero never happens: ``quantize`` rejects a zero / NaN scale and
-  the dynamic forms never divide by a zero scale (numpy's ``divide`` warning stays on).
+  (``_ieee``). ``quantize`` rejects a zero / NaN scale unless it is a runtime one (then it
+  divides like the kernels, IEEE); the dynamic forms never divide by a zero scale.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def float_max(dtype) -> float:
 
 def _ieee():
     """IEEE results of the f32 arithmetic are the semantics; do not warn about them."""
-    return np.errstate(over="ignore", under="ignore", invalid="ignore")
+    return np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
 
 
 def _as_f32(a, name: str) -> np.ndarray:
@@ -378,7 +378,14 @@ def _cast_float(v, dt, saturate: bool) -> np.ndarray:
     if saturate:
         m = F32(float_max(dt))
         v = np.clip(v, -m, m)  # NaN stays NaN, +-inf become +-max
-    return np.asarray(v, dtype=F32).astype(dt)
+    return np.asarray(canonical_nan(v), dtype=F32).astype(dt)
+
+
+def canonical_nan(v) -> np.ndarray:
+    """f32 ``v`` with every NaN replaced by the positive quiet NaN 0x7FC00000: the one NaN a
+    float storage cast sees (docs/semantics.md, "NaN"), whatever sign the arithmetic gave."""
+    v = np.asarray(v, dtype=F32)
+    return np.where(np.isnan(v), F32(np.nan), v)
 
 
 def _qrange(dt, qmin, qmax) -> tuple[int, int]:
@@ -416,6 +423,7 @@ def quantize(
     minval=None,
     qmin=None,
     qmax=None,
+    runtime_scale=False,
 ) -> np.ndarray:
     """SPEC 3 quantize: f32 ``x`` to storage ``dtype``.
 
@@ -432,7 +440,11 @@ def quantize(
     * ``minval`` form (coremltools, integer storage, no zero point):
       ``q = clamp(round((x - minval) / s) + qmin, qmin, qmax)``.
 
-    The scale must be nonzero and not NaN (``ValueError``): no division by zero.
+    The scale must be nonzero and not NaN (``ValueError``), unless ``runtime_scale``: a
+    scale only known when the kernel runs (requantize's, always) of 0, +-inf or NaN is then
+    divided by like any other (IEEE f32), as the kernels do: ``x / 0``
+    is +-inf (saturates), ``0 / 0`` and ``x / NaN`` are NaN (integer storage: the zero
+    point; float storage: the format's NaN, the positive one, see ``canonical_nan``).
     """
     dt = storage_dtype(dtype)
     if dt not in _INT_STORAGE and dt not in _FLOAT_STORAGE:
@@ -443,7 +455,7 @@ def quantize(
     shape = xf.shape
     gran = {"axis": axis, "block_size": block_size, "block_shape": block_shape}
     s = expand_param(_as_f32(scale, "scale"), shape, **gran)
-    if np.any(np.isnan(s)) or np.any(s == 0):
+    if not runtime_scale and (np.any(np.isnan(s)) or np.any(s == 0)):
         raise ValueError("scale: must be nonzero and not NaN (quantize divides by it)")
     with _ieee():
         if dt in _FLOAT_STORAGE:
@@ -553,6 +565,7 @@ def requantize(
         saturate=saturate,
         qmin=qmin,
         qmax=qmax,
+        runtime_scale=True,
     )
 
 

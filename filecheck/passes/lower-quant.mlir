@@ -76,7 +76,8 @@ func.func @quantize_per_block_i4(%x: tensor<4x64xf32>, %s: tensor<4x2xf32>) -> t
   func.return %q : tensor<4x64xi4>
 }
 
-// 128x128 weight tiles; float storage: clip to +-448 (NaN propagates), then truncf.
+// 128x128 weight tiles; float storage: clip to +-448 (NaN propagates), any NaN made the
+// positive NaN (docs/semantics.md), then truncf.
 // CHECK-LABEL: func.func @quantize_block_e4m3(
 // CHECK:         linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ((d0 floordiv 128), (d1 floordiv 128))>, affine_map<(d0, d1) -> (d0, d1)>]
 // CHECK-NEXT:    ^bb0(%[[IN:[0-9]+]]: f32, %[[SC:[0-9]+]]: f32, %{{[0-9]+}}: f8E4M3FN):
@@ -85,7 +86,10 @@ func.func @quantize_per_block_i4(%x: tensor<4x64xf32>, %s: tensor<4x2xf32>) -> t
 // CHECK-NEXT:      %[[V1:.*]] = arith.maximumf %[[V]], %[[LO]] : f32
 // CHECK-NEXT:      %[[HI:.*]] = arith.constant 4.480000e+02 : f32
 // CHECK-NEXT:      %[[V2:.*]] = arith.minimumf %[[V1]], %[[HI]] : f32
-// CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V2]] : f32 to f8E4M3FN
+// CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[V2]], %[[V2]] : f32
+// CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[V3:.*]] = arith.select %[[ISNAN]], %[[NAN]], %[[V2]] : f32
+// CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V3]] : f32 to f8E4M3FN
 // CHECK-NEXT:      linalg.yield %[[Q]] : f8E4M3FN
 func.func @quantize_block_e4m3(%x: tensor<256x256xf32>, %s: tensor<2x2xf32>) -> tensor<256x256xf8E4M3FN> {
   %q = quant.quantize %x scale(%s : tensor<2x2xf32>) block([128, 128]) : tensor<256x256xf32> -> tensor<256x256xf8E4M3FN>
@@ -98,7 +102,10 @@ func.func @quantize_block_e4m3(%x: tensor<256x256xf32>, %s: tensor<2x2xf32>) -> 
 // CHECK-NEXT:    ^bb0(%[[IN:[0-9]+]]: f16, %[[SC:[0-9]+]]: f32, %{{[0-9]+}}: f8E5M2):
 // CHECK-NEXT:      %[[XF:.*]] = arith.extf %[[IN]] : f16 to f32
 // CHECK-NEXT:      %[[V:.*]] = arith.divf %[[XF]], %[[SC]] : f32
-// CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V]] : f32 to f8E5M2
+// CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[V]], %[[V]] : f32
+// CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[V1:.*]] = arith.select %[[ISNAN]], %[[NAN]], %[[V]] : f32
+// CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V1]] : f32 to f8E5M2
 // CHECK-NEXT:      linalg.yield %[[Q]] : f8E5M2
 func.func @quantize_per_token_e5m2_no_saturate(%x: tensor<4x8xf16>, %s: tensor<4x1xf32>) -> tensor<4x8xf8E5M2> {
   %q = quant.quantize %x scale(%s : tensor<4x1xf32>) per_token saturate(false) : tensor<4x8xf16> -> tensor<4x8xf8E5M2>
@@ -317,7 +324,10 @@ func.func @requantize_lut(%q: tensor<4x8xui8>, %s: tensor<4xf32>) -> tensor<4x8x
 // CHECK:         arith.divf
 // CHECK:         arith.constant 4.480000e+02 : f32
 // CHECK-NEXT:    %[[C:.*]] = arith.minimumf
-// CHECK-NEXT:    arith.truncf %[[C]] : f32 to f8E4M3FN
+// CHECK-NEXT:    %[[N:.*]] = arith.cmpf uno, %[[C]], %[[C]] : f32
+// CHECK-NEXT:    %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:    %[[C1:.*]] = arith.select %[[N]], %[[NAN]], %[[C]] : f32
+// CHECK-NEXT:    arith.truncf %[[C1]] : f32 to f8E4M3FN
 func.func @requantize_to_e4m3(%q: tensor<4x8xi8>) -> tensor<4x8xf8E4M3FN> {
   %r = quant.requantize %q in(scale(0.1)) out(scale(2.0e-03)) : tensor<4x8xi8> -> tensor<4x8xf8E4M3FN>
   func.return %r : tensor<4x8xf8E4M3FN>
@@ -397,7 +407,10 @@ func.func @dynamic_asym_ui8(%x: tensor<4x64xf32>) -> (tensor<4x64xui8>, tensor<f
 // CHECK-NEXT:      %[[S1:.*]] = arith.divf %[[S0]], %[[DQ]] : f32
 // CHECK:           arith.constant 4.480000e+02 : f32
 // CHECK-NEXT:      %[[S2:.*]] = arith.minimumf
-// CHECK-NEXT:      arith.truncf %[[S2]] : f32 to f8E4M3FN
+// CHECK-NEXT:      %[[N2:.*]] = arith.cmpf uno, %[[S2]], %[[S2]] : f32
+// CHECK-NEXT:      %[[NAN2:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[S3:.*]] = arith.select %[[N2]], %[[NAN2]], %[[S2]] : f32
+// CHECK-NEXT:      arith.truncf %[[S3]] : f32 to f8E4M3FN
 // The divisor f32(sq) * dq, once per block (a generic over the scale shape):
 // CHECK:         %[[DV:.*]] = linalg.generic {{.*}} ins(%[[S]] : tensor<4x4xf8E4M3FN>)
 // CHECK:           %[[SF:.*]] = arith.extf %{{.*}} : f8E4M3FN to f32
