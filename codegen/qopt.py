@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import PassPipeline
 from xdsl.targets.mlir import MLIRTarget
 from xdsl.utils.arg_spec import parse_spec
-from xdsl.utils.exceptions import PassFailedException
+from xdsl.utils.exceptions import ArgSpecParseError, PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
@@ -288,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except ArgSpecParseError as err:  # a BaseException in xDSL: a bad -p / -t / --PASS spec
+        print(f"qopt: {err}", file=sys.stderr)
+        return 1
     except PassFailedException as err:
         print(f"qopt: error: {err}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
 from xdsl.dialects.builtin import (
     AnyFloat,
     FileLineColLoc,
+    FloatAttr,
     FusedLoc,
     IntAttr,
     ModuleOp,
@@ -39,6 +40,7 @@ from xdsl.ir import Attribute, Block, BlockArgument, Dialect, Operation, OpResul
 from xdsl.parser import Parser
 from xdsl.traits import SymbolTable
 from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.lexer import Span
 
 DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
     "builtin": lambda: builtin.Builtin,
@@ -238,31 +240,61 @@ class LocatingParser(Parser):
     def parse_optional_builtin_int_or_float_attr(self):
         start = self._current_token.span
         try:
-            return super().parse_optional_builtin_int_or_float_attr()
+            attr = super().parse_optional_builtin_int_or_float_attr()
         except _BUILD_FAILURES as err:
-            raise ParseError(start, _literal_message(err)) from None
+            raise ParseError(start, _literal_message(err, self._text_since(start))) from None
+        if not isinstance(attr, FloatAttr):
+            return attr
+        text = self._text_since(start)
+        if re.match(r"-\s*0[xX]", text):
+            # xDSL reads -0x3F800000 as the integer -1065353216 converted to float.
+            raise ParseError(start, "a hexadecimal float literal takes no leading minus")
+        if _isinf(attr.value.data) and not _is_hex(start):
+            # A decimal literal beyond f64 (1.0e400): xDSL makes it inf, MLIR rejects it.
+            raise ParseError(start, _literal_message(OverflowError(), text))
+        return attr
 
     def parse_dense_int_or_fp_elements_attr(self, type):
         start = self._current_token.span
         try:
             return super().parse_dense_int_or_fp_elements_attr(type)
         except _BUILD_FAILURES as err:
-            raise ParseError(start, f"invalid dense literal: {_literal_message(err)}") from None
+            message = _literal_message(err)
+            if isinstance(err, OverflowError):
+                type_name = self._text_since(start).rpartition(":")[2].strip()
+                message = f"a value is out of range for {type_name}"
+            raise ParseError(start, f"invalid dense literal: {message}") from None
 
     def _parse_tensor_literal_element(self) -> Parser._TensorLiteralElement:
         element = super()._parse_tensor_literal_element()
-        if isinstance(element.value, int) and not isinstance(element.value, bool):
-            text = element.span.text.lstrip("-").lstrip()
-            if text[:2] in ("0x", "0X"):
-                return _HexTensorElement(element.is_negative, element.value, element.span)
+        if isinstance(element.value, float) and _isinf(element.value):
+            raise ParseError(element.span, "number out of range (beyond f64)")
+        is_int = isinstance(element.value, int) and not isinstance(element.value, bool)
+        if is_int and _is_hex(element.span):
+            return _HexTensorElement(element.is_negative, element.value, element.span)
         return element
 
+    def _text_since(self, start: Span) -> str:
+        return str(start.input.content[start.start : self.pos])
 
-def _literal_message(err: Exception) -> str:
-    message = _failure_message(err)
+
+def _isinf(value: float) -> bool:
+    return value in (float("inf"), float("-inf"))
+
+
+def _is_hex(span: Span) -> bool:
+    return span.text.lstrip("-").lstrip()[:2] in ("0x", "0X")
+
+
+def _literal_message(err: Exception, text: str = "") -> str:
+    """The message for a literal xDSL could not build; `text` is the literal as written
+    (``3.5e38 : f32``) when known."""
     if isinstance(err, OverflowError):
-        return f"number out of range for its type ({message})"
-    return message
+        literal, _, type_name = text.rpartition(":")
+        if literal.strip() and type_name.strip():
+            return f"number {literal.strip()} is out of range for {type_name.strip()}"
+        return "number out of range for its type"
+    return _failure_message(err)
 
 
 def parse_module(
