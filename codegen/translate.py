@@ -89,7 +89,7 @@ from codegen.target import (
     with_data_layout,
 )
 from codegen.target import optimize as optimize_module
-from qdialect.diagnostics import LocatingParser
+from qdialect.diagnostics import ExactParser
 
 __all__ = [
     "BufferSpec",
@@ -1802,6 +1802,6 @@ def lowered_context() -> Context:
 def parse_lowered(text: str, name: str = "<lowered>") -> ModuleOp:
     """Parse and verify lowered IR text."""
     # qdialect's parser: xDSL's reads a hex float in dense<[0x4B000000]> as an integer.
-    module = LocatingParser(lowered_context(), text, name).parse_module()
+    module = ExactParser(lowered_context(), text, name).parse_module()
     module.verify()
     return module

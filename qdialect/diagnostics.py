@@ -10,10 +10,12 @@ verifier failure into a :class:`QuantDiagnostic` that prints like mlir-opt does:
 Every input a user can write ends in such a line, never in a Python exception:
 :func:`scan_source` rejects what xDSL's lexer handles badly (an unterminated string
 literal makes its string regex backtrack exponentially; Python refuses to convert integer
-literals of more than 4300 digits), :class:`LocatingParser` turns the exceptions xDSL
-raises while building attributes (``OverflowError``, ``VerifyException``, ...) into
-located parse errors and reads hexadecimal float literals in ``dense<...>`` as bit
-patterns (xDSL converts ``0x4B000000`` to the number 1258291200), and
+literals of more than 4300 digits), :class:`ExactParser` (the base of
+:class:`LocatingParser`; codegen's ``parse_lowered`` uses it too) turns the exceptions
+xDSL raises while building attributes (``OverflowError``, ``VerifyException``, ...) into
+located parse errors, refuses literals beyond their type and huge ``dense<...>`` splats,
+and reads hexadecimal float literals in ``dense<...>`` as bit patterns (xDSL converts
+``0x4B000000`` to the number 1258291200), and
 :func:`verify_module` adds the checks xDSL's verifier leaves out (a value used before its
 definition, a symbol defined twice).
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -119,44 +121,42 @@ def _int_digit_limit() -> int:
 
 def _scan_line(line: str, limit: int) -> tuple[int, str] | None:
     """(0-based column, message) of the first thing on `line` xDSL's lexer cannot take."""
-    code_end = len(line)
+    code = list(line)  # the line with string contents blanked and the comment cut
     i = 0
     while i < len(line):
-        c = line[i]
-        if c == '"':
-            # Mirrors xDSL's string regex: no line break, \v or \f inside; escapes are
-            # \" \n \t \\ or two hex digits.
-            j = i + 1
-            while True:
-                if j >= len(line) or line[j] in "\v\f":
-                    return i, "unterminated string literal (a string ends on its line)"
-                if line[j] == '"':
-                    break
-                if line[j] == "\\":
-                    if line[j + 1 : j + 2] in ('"', "n", "t", "\\"):
-                        j += 2
-                        continue
-                    if _ESCAPE_HEX.match(line, j + 1):
-                        j += 3
-                        continue
-                    return j, "invalid escape sequence in string literal"
-                j += 1
-            i = j + 1
-            continue
         if line.startswith("//", i):
-            code_end = i
+            del code[i:]
             break
-        i += 1
-    for match in _LONG_DIGITS.finditer(line, 0, code_end):
-        if len(match.group()) > limit and not _inside_string(line, match.start()):
-            return match.start(), (
-                f"number literal with {len(match.group())} digits is too long (at most {limit})"
+        if line[i] != '"':
+            i += 1
+            continue
+        # Mirrors xDSL's string regex: no line break, \v or \f inside; escapes are
+        # \" \n \t \\ or two hex digits.
+        j = i + 1
+        while True:
+            if j >= len(line) or line[j] in "\v\f":
+                return i, "unterminated string literal (a string ends on its line)"
+            if line[j] == '"':
+                break
+            if line[j] == "\\":
+                if line[j + 1 : j + 2] in ('"', "n", "t", "\\"):
+                    j += 2
+                    continue
+                if _ESCAPE_HEX.match(line, j + 1):
+                    j += 3
+                    continue
+                return j, "invalid escape sequence in string literal"
+            j += 1
+        code[i + 1 : j] = " " * (j - i - 1)
+        i = j + 1
+    for match in _LONG_DIGITS.finditer("".join(code)):
+        if len(match.group()) > limit:
+            digits = len(match.group())
+            return (
+                match.start(),
+                f"number literal with {digits} digits is too long (at most {limit})",
             )
     return None
-
-
-def _inside_string(line: str, column: int) -> bool:
-    return line.count('"', 0, column) % 2 == 1
 
 
 def scan_source(text: str, filename: str, line_offset: int = 0) -> None:
@@ -219,23 +219,16 @@ def float_from_bits(
     return next(iter(type.iter_unpack(bits.to_bytes(size, "little"))))
 
 
-class LocatingParser(Parser):
-    """A parser that attaches ``FileLineColLoc`` to every op without an explicit ``loc``,
-    reads hexadecimal float elements of dense literals as bit patterns, and reports what
-    xDSL fails to build as a located ParseError (see the module docstring)."""
+class ExactParser(Parser):
+    """xDSL's parser, reading hexadecimal float elements of dense literals as bit patterns
+    and reporting what xDSL fails to build as a ParseError (see the module docstring)."""
 
     def parse_operation(self) -> Operation:
         start = self._current_token.span
         try:
-            op = super().parse_operation()
+            return super().parse_operation()
         except _BUILD_FAILURES as err:
             raise ParseError(start, _failure_message(err)) from None
-        if not isinstance(op.location, FileLineColLoc | FusedLoc):
-            where = start.get_location()
-            op.location = FileLineColLoc(
-                StringAttr(where.file), IntAttr(where.line), IntAttr(where.col)
-            )
-        return op
 
     def parse_optional_builtin_int_or_float_attr(self):
         start = self._current_token.span
@@ -256,6 +249,8 @@ class LocatingParser(Parser):
 
     def parse_dense_int_or_fp_elements_attr(self, type):
         start = self._current_token.span
+        if type is not None:
+            _check_dense_size(type.get_shape(), start)
         try:
             return super().parse_dense_int_or_fp_elements_attr(type)
         except _BUILD_FAILURES as err:
@@ -264,6 +259,12 @@ class LocatingParser(Parser):
                 type_name = self._text_since(start).rpartition(":")[2].strip()
                 message = f"a value is out of range for {type_name}"
             raise ParseError(start, f"invalid dense literal: {message}") from None
+
+    def _parse_dense_literal_type(self):
+        start = self._current_token.span
+        type = super()._parse_dense_literal_type()
+        _check_dense_size(type.get_shape(), start)
+        return type
 
     def _parse_tensor_literal_element(self) -> Parser._TensorLiteralElement:
         element = super()._parse_tensor_literal_element()
@@ -276,6 +277,38 @@ class LocatingParser(Parser):
 
     def _text_since(self, start: Span) -> str:
         return str(start.input.content[start.start : self.pos])
+
+
+MAX_DENSE_ELEMENTS = 1 << 24
+"""The largest ``dense<...>`` constant read (xDSL expands a splat into a Python list:
+``dense<1.0> : tensor<100000000xf32>`` would take minutes, a larger one all memory)."""
+
+
+class LocatingParser(ExactParser):
+    """An :class:`ExactParser` that attaches ``FileLineColLoc`` to every op without an
+    explicit ``loc``."""
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span
+        op = super().parse_operation()
+        if not isinstance(op.location, FileLineColLoc | FusedLoc):
+            where = start.get_location()
+            op.location = FileLineColLoc(
+                StringAttr(where.file), IntAttr(where.line), IntAttr(where.col)
+            )
+        return op
+
+
+def _check_dense_size(shape: Sequence[int], where: Span) -> None:
+    count = 1
+    for n in shape:
+        count *= max(n, 0)
+    if count > MAX_DENSE_ELEMENTS:
+        raise ParseError(
+            where,
+            f"dense constants of more than {MAX_DENSE_ELEMENTS} elements are not supported "
+            f"(this one has {count})",
+        )
 
 
 def _isinf(value: float) -> bool:

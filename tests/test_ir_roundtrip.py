@@ -3,7 +3,7 @@
 xDSL prints an f32 that needs 7-9 significant digits and has no fractional part
 (``8388608.0``, ``1234567.0``) as its bit pattern, ``0x4B000000``, and NaN / inf as
 their bits too. qopt's readers (the quant clauses, ``dense<...>`` through
-:class:`qdialect.diagnostics.LocatingParser`, codegen's ``parse_lowered``) take that hex
+:class:`qdialect.diagnostics.ExactParser`, codegen's ``parse_lowered``) take that hex
 as bits. One limit is xDSL's, not qopt's: a float attribute holds a Python float, so a
 signaling NaN reads as the quiet NaN with the same payload (the bit 0x00400000 set);
 from then on it round-trips bit for bit as well. The IR is printed the way qopt prints it

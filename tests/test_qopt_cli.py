@@ -361,6 +361,23 @@ def test_out_of_range_literals_are_located(tmp_path, text, where, message):
     assert_located(run_main(tmp_path, text), where, message)
 
 
+@pytest.mark.parametrize("count", [10**8, 10**14])
+def test_huge_dense_splat_is_located_not_expanded(tmp_path, count):
+    """xDSL expands a splat into a Python list: 1e8 elements took minutes, 1e14 ran out
+    of memory (``internal error: MemoryError``)."""
+    text = ARITH_CONSTANT.replace("3.5e38 : f32", f"dense<1.0> : tensor<{count}xf32>")
+    assert_located(run_main(tmp_path, text), "2:36", f"(this one has {count})")
+
+
+def test_long_digit_runs_inside_strings_and_comments_are_not_numbers(tmp_path):
+    digits = "1" * 5000
+    text = VALID.replace("func.return", f'// {digits} "\n  func.return').replace(
+        "zero_point(3)", f'zero_point(3) {{note = "a\\"{digits}"}}'
+    )
+    code, out, _ = run_main(tmp_path, text)
+    assert code == 0 and digits in out
+
+
 def test_trunci_from_an_f8_type_is_located(tmp_path):
     text = """func.func @f(%x: f8E4M3FN) -> i4 {
   %t = arith.trunci %x : f8E4M3FN to i4
