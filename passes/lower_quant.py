@@ -107,6 +107,7 @@ from passes.quant_math import (
     from_f32,
     int_of_storage,
     is_unsigned,
+    nan_sign,
     quantize_float_value,
     quantize_int_value,
     quantize_integral,
@@ -561,8 +562,8 @@ def lower_requantize_fused(op: RequantizeOp, e: Emitter) -> SSAValue:
     g.output(e.empty(op.result.type), ident)
     b = g.body
     in_storage = storage_of(op, element_of(op.input), bounds_of_input=True)
-    x = dequantize_value(b, q, deq, in_storage.qmin)
     out_storage = storage_of(op, element_of(op.result))
+    x = dequantize_value(b, q, deq, in_storage.qmin, nan_rule=out_storage.is_float)
     r = quantize_value(
         b, x, quant, out_storage, rounding=op.rounding_mode, saturate=op.saturate_flag
     )
@@ -995,7 +996,7 @@ def _fake_static_composite(
     s = params.scale.read(g)
     b = g.body
     if storage.is_float:
-        code = quantize_float_value(b, b.divf(x, s), storage, saturate=True)
+        code = quantize_float_value(b, b.divf(x, s), storage, saturate=True, source=x)
     elif form.domain == "float":
         # torchao tinygemm: the code is clamp(round((x - min_val) / s)) without zp
         zero_point = zp.read(g) if zp else b.f32(0.0)
@@ -1019,10 +1020,10 @@ def _fake_static_composite(
     b = g.body
     qf = to_f32(b, q)
     if storage.is_float:
-        y = b.mulf(qf, s)
+        y = dequantize_f32(b, qf, DequantizeParams(s))
     elif form.domain == "float":
         zero_point = zp.read(g) if zp else b.f32(0.0)
-        y = b.addf(b.mulf(b.subf(qf, b.f32(form.mid)), s), zero_point)
+        y = nan_sign(b, b.addf(b.mulf(b.subf(qf, b.f32(form.mid)), s), zero_point), qf)
     else:
         zero_point = zp.read(g) if zp else b.f32(0.0)
         y = dequantize_f32(b, qf, DequantizeParams(s, zero_point))

@@ -341,29 +341,40 @@ def quantize_int_value(
     return clamp(b, t, storage.qmin, storage.qmax)
 
 
-def quantize_float_value(b: BodyBuilder, v: SSAValue, storage: Storage, saturate: bool) -> SSAValue:
-    """``cast_rne(v)`` to a float storage format, clipped to +-max first with ``saturate``:
+def quantize_float_value(
+    b: BodyBuilder, v: SSAValue, storage: Storage, saturate: bool, source: SSAValue
+) -> SSAValue:
+    """``cast_rne(v)`` to a float storage format, clipped to +-max first with ``saturate``;
+    ``v`` was computed from the element ``source`` (``x / s``), whose sign a NaN takes:
 
     %0 = arith.maximumf %v, %neg_max : f32       (saturate only; NaN propagates)
     %1 = arith.minimumf %0, %max : f32
-    %2 = arith.cmpf uno, %1, %1 : f32
-    %3 = arith.select %2, 0x7FC00000, %1 : f32   (every NaN is +qNaN: docs/semantics.md)
-    %q = arith.truncf %3 : f32 to f8E4M3FN       (rne, the format's own overflow)
+    ... nan_sign ...                             (a NaN is +-0x7FC00000, sign of %x)
+    %q = arith.truncf %2 : f32 to f8E4M3FN       (rne, the format's own overflow)
     """
     if saturate:
         v = clamp(b, v, -storage.float_max, storage.float_max)
-    return b.truncf(canonical_nan(b, v), storage.type)
+    return b.truncf(nan_sign(b, v, source), storage.type)
+
+
+def nan_sign(b: BodyBuilder, v: SSAValue, source: SSAValue) -> SSAValue:
+    """``v``, or when it is NaN, the quiet NaN 0x7FC00000 with the sign of ``source`` (the
+    data element it was computed from): the NaN rule of docs/semantics.md.
+
+    %n = arith.cmpf uno, %v, %v : f32
+    %c = math.copysign 0x7FC00000, %source : f32
+    %r = arith.select %n, %c, %v : f32
+
+    The sign of a NaN that arithmetic makes is not specified (IEEE 754 6.3): x86 returns
+    the first NaN operand, LLVM may commute an `fmul`, an invalid operation gives a
+    negative NaN on x86 and a positive one on NVIDIA GPUs. So the fused and the composite
+    requantize stored different NaN codes until every NaN result got this one."""
+    return b.select(b.is_nan(v), b.copysign(b.f32(float("nan")), source), v)
 
 
 def canonical_nan(b: BodyBuilder, v: SSAValue) -> SSAValue:
-    """``v`` with any NaN replaced by the positive quiet NaN 0x7FC00000.
-
-    The sign and payload of a NaN that f32 arithmetic makes are not specified (IEEE 754
-    6.3; x86 returns the first NaN operand, and LLVM may commute `fmul`; invalid operations
-    give a negative NaN on x86 and a positive one on NVIDIA GPUs), so a lowering that
-    multiplies in another order, or another target, would store another NaN code. Every
-    NaN written to float storage is therefore this one NaN, cast by the format's rule."""
-    return b.select(b.is_nan(v), b.f32(float("nan")), v)  # Python's nan is 0x7FC00000
+    """``v`` with a NaN replaced by the positive quiet NaN (a scale: it has no sign)."""
+    return b.select(b.is_nan(v), b.f32(float("nan")), v)
 
 
 @dataclass(frozen=True)
@@ -391,7 +402,7 @@ def quantize_value(
     ... quantize_float_value ...                                        (floats)
     """
     if storage.is_float:
-        return quantize_float_value(b, b.divf(x, params.scale), storage, saturate)
+        return quantize_float_value(b, b.divf(x, params.scale), storage, saturate, x)
     assert isinstance(storage.type, IntegerType)
     return to_storage_int(b, quantize_integral(b, x, params, storage, rounding), storage.type)
 
@@ -417,30 +428,38 @@ class DequantizeParams:
 
 
 def dequantize_f32(
-    b: BodyBuilder, qf: SSAValue, params: DequantizeParams, qmin: int = 0
+    b: BodyBuilder,
+    qf: SSAValue,
+    params: DequantizeParams,
+    qmin: int = 0,
+    nan_rule: bool = True,
 ) -> SSAValue:
     """SPEC dequantize of a code already converted (exactly) to f32:
 
         %d = arith.subf %qf, %zp : f32          (with a zero point)
         %s2 = arith.mulf %s, %dq : f32          (with a double-quant scale: q * (s * dq))
         %x = arith.mulf %d, %s2 : f32
-    minval form: ``s * (qf - qmin) + minval`` (two roundings, no fma).
+    minval form: ``s * (qf - qmin) + minval`` (two roundings, no fma). A NaN result takes
+    the sign of ``qf`` (:func:`nan_sign`), unless ``nan_rule`` is False: for a caller that
+    quantizes the value to integer storage right away, where every NaN is the zero point.
     """
     scale = params.scale
     if params.double_quant is not None:
         scale = b.mulf(scale, params.double_quant)
     if params.minval is not None:
-        return b.addf(b.mulf(scale, b.subf(qf, b.f32(qmin))), params.minval)
-    if params.zero_point is not None:
-        qf = b.subf(qf, params.zero_point)
-    return b.mulf(qf, scale)
+        x = b.addf(b.mulf(scale, b.subf(qf, b.f32(qmin))), params.minval)
+    elif params.zero_point is not None:
+        x = b.mulf(b.subf(qf, params.zero_point), scale)
+    else:
+        x = b.mulf(qf, scale)
+    return nan_sign(b, x, qf) if nan_rule else x
 
 
 def dequantize_value(
-    b: BodyBuilder, q: SSAValue, params: DequantizeParams, qmin: int = 0
+    b: BodyBuilder, q: SSAValue, params: DequantizeParams, qmin: int = 0, nan_rule: bool = True
 ) -> SSAValue:
     """SPEC dequantize of one storage element to f32 (``dequantizeValue`` upstream)."""
-    return dequantize_f32(b, to_f32(b, q), params, qmin)
+    return dequantize_f32(b, to_f32(b, q), params, qmin, nan_rule)
 
 
 # --- dynamic statistics and scales ------------------------------------------------------
@@ -502,12 +521,14 @@ class DynamicForm:
 def store_expressed_scale(b: BodyBuilder, s: SSAValue, scale_type: Attribute) -> SSAValue:
     """Round an f32 scale to its format and replace 0 by 1.0; returns it back in f32.
 
-    %h = arith.truncf %s : f32 to f16
+    %n = arith.cmpf uno, %s, %s : f32
+    %s1 = arith.select %n, 0x7FC00000, %s : f32  (a NaN scale is the positive NaN)
+    %h = arith.truncf %s1 : f32 to f16
     %r = arith.extf %h : f16 to f32
     %zero = arith.cmpf oeq, %r, 0.0 : f32
     %sf = arith.select %zero, 1.0, %r : f32      (a block whose scale is 0 stores 1.0)
     """
-    rounded = to_f32(b, from_f32(b, s, scale_type))
+    rounded = to_f32(b, from_f32(b, canonical_nan(b, s), scale_type))
     return b.select(b.cmpf("oeq", rounded, b.f32(0.0)), b.f32(1.0), rounded)
 
 
@@ -623,7 +644,7 @@ def dynamic_data(b: BodyBuilder, x: SSAValue, params: DynamicParams, form: Dynam
             v = b.select(zero, b.copysign(b.f32(0.0), x), b.divf(x, safe))
         else:
             v = b.divf(x, params.divisor)
-        return quantize_float_value(b, v, storage, saturate=True)
+        return quantize_float_value(b, v, storage, saturate=True, source=x)
     quant = QuantizeParams(params.divisor, params.zero_point)
     return quantize_value(b, x, quant, storage)
 
@@ -717,8 +738,8 @@ def fake_value(b: BodyBuilder, x: SSAValue, params: FakeParams, form: FakeForm) 
     """
     storage, s, zp = form.storage, params.scale, params.zero_point
     if storage.is_float:
-        q = quantize_float_value(b, b.divf(x, s), storage, saturate=True)
-        return b.mulf(b.extf(q), s)
+        q = quantize_float_value(b, b.divf(x, s), storage, saturate=True, source=x)
+        return dequantize_f32(b, b.extf(q), DequantizeParams(s))
     if form.domain == "float":
         zero_point = zp if zp is not None else b.f32(0.0)
         mid = b.f32(form.mid)
@@ -727,7 +748,7 @@ def fake_value(b: BodyBuilder, x: SSAValue, params: FakeParams, form: FakeForm) 
         r = round_integral(b, b.divf(b.subf(x0, min_val), s), form.rounding)
         r = b.select(b.is_nan(r), b.f32(0.0), r)
         q = clamp(b, r, storage.qmin, storage.qmax)
-        return b.addf(b.mulf(b.subf(q, mid), s), zero_point)
+        return nan_sign(b, b.addf(b.mulf(b.subf(q, mid), s), zero_point), q)
     # zp 0 is added and subtracted explicitly: the code of -0.3 is +0, not -0.0
     zero_point = zp if zp is not None else b.f32(0.0)
     t = quantize_int_value(b, b.divf(x, s), zero_point, storage, form.rounding)
@@ -756,6 +777,7 @@ __all__ = [
     "int_of_storage",
     "mx_scale_code",
     "quantize_float_value",
+    "nan_sign",
     "quantize_int_value",
     "quantize_value",
     "round_integral",

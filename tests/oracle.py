@@ -373,17 +373,26 @@ def _quantize_int(v, zp, qmin: int, qmax: int, rounding: str, out_dtype) -> np.n
     return (r.astype(np.int64) + zp).astype(out_dtype)
 
 
-def _cast_float(v, dt, saturate: bool) -> np.ndarray:
-    """cast_rne of f32 values to a float storage format; with saturate clip to +-max first."""
+def _cast_float(v, dt, saturate: bool, source) -> np.ndarray:
+    """cast_rne of f32 values to a float storage format; with saturate clip to +-max first.
+    ``v`` was computed from the elements ``source``, whose signs a NaN takes (``nan_sign``)."""
     if saturate:
         m = F32(float_max(dt))
         v = np.clip(v, -m, m)  # NaN stays NaN, +-inf become +-max
-    return np.asarray(canonical_nan(v), dtype=F32).astype(dt)
+    return nan_sign(v, source).astype(dt)
+
+
+def nan_sign(v, source) -> np.ndarray:
+    """f32 ``v`` with every NaN replaced by the quiet NaN 0x7FC00000 carrying the sign of the
+    data element it was computed from (``source``): the NaN rule (docs/semantics.md). The
+    sign of a NaN that arithmetic makes is not specified, so it is never used."""
+    v = np.asarray(v, dtype=F32)
+    src = np.broadcast_to(np.asarray(source, dtype=F32), v.shape)
+    return np.where(np.isnan(v), np.copysign(F32(np.nan), src), v).astype(F32)
 
 
 def canonical_nan(v) -> np.ndarray:
-    """f32 ``v`` with every NaN replaced by the positive quiet NaN 0x7FC00000: the one NaN a
-    float storage cast sees (docs/semantics.md, "NaN"), whatever sign the arithmetic gave."""
+    """f32 ``v`` with every NaN replaced by the positive quiet NaN (scales: no sign)."""
     v = np.asarray(v, dtype=F32)
     return np.where(np.isnan(v), F32(np.nan), v)
 
@@ -444,7 +453,7 @@ def quantize(
     scale only known when the kernel runs (requantize's, always) of 0, +-inf or NaN is then
     divided by like any other (IEEE f32), as the kernels do: ``x / 0``
     is +-inf (saturates), ``0 / 0`` and ``x / NaN`` are NaN (integer storage: the zero
-    point; float storage: the format's NaN, the positive one, see ``canonical_nan``).
+    point; float storage: the format's NaN with the sign of x, see ``nan_sign``).
     """
     dt = storage_dtype(dtype)
     if dt not in _INT_STORAGE and dt not in _FLOAT_STORAGE:
@@ -467,7 +476,7 @@ def quantize(
                 raise ValueError(f"qmin/qmax: only for integer storage, got {dt}")
             if rounding != "nearest_even":
                 raise ValueError(f"rounding: float storage {dt} rounds to nearest even only")
-            return _cast_float(xf / s, dt, saturate)
+            return _cast_float(xf / s, dt, saturate, xf)
         lo, hi = _qrange(dt, qmin, qmax)
         if minval is not None:
             if zero_point is not None:
@@ -528,7 +537,7 @@ def dequantize(
                 zf = expand_param(_as_int(zero_point, "zero_point"), shape, **gran).astype(F32)
                 qf = qf - zf
             x = qf * s
-        return np.asarray(x, dtype=F32).astype(out)
+        return nan_sign(x, qa.astype(F32)).astype(out)
 
 
 def requantize(
@@ -583,8 +592,8 @@ def _dynamic_blocks(shape, axis, block_size, block_shape):
 
 
 def _round_scale(s: np.ndarray, sdt) -> np.ndarray:
-    """The f32 scale stored in f32 / f16 / bf16 (rne); returns the stored dtype."""
-    return np.asarray(s, dtype=F32).astype(sdt)
+    """The f32 scale stored in f32 / f16 / bf16 (rne; a NaN as the positive NaN)."""
+    return canonical_nan(s).astype(sdt)
 
 
 def _mx_exponent(amax: np.ndarray, fmax: float, scale_rounding: str) -> np.ndarray:
@@ -727,7 +736,7 @@ def dynamic_quantize(
                 s = np.maximum(s, eps32)
             stored = _round_scale(s, sdt)
             stored = np.where(stored == 0, np.ones((), sdt), stored).astype(sdt)
-            data = _cast_float(xf / expand(stored.astype(F32)), dt, True)
+            data = _cast_float(xf / expand(stored.astype(F32)), dt, True, xf)
             return data, shaped(stored)
 
         if sdt == _E4M3:
@@ -741,11 +750,11 @@ def dynamic_quantize(
             s = amax / fmax
             if eps32 is not None:
                 s = np.maximum(s, eps32)
-            sq = np.clip(s / dq, F32(0), F32(float_max(_E4M3))).astype(_E4M3)
+            sq = canonical_nan(np.clip(s / dq, F32(0), F32(float_max(_E4M3)))).astype(_E4M3)
             div = expand(sq.astype(F32) * dq)
             zero = div == 0
             v = np.where(zero, np.copysign(F32(0), xf), xf / np.where(zero, F32(1), div))
-            return _cast_float(v, dt, True), shaped(sq)
+            return _cast_float(v, dt, True, xf), shaped(sq)
 
         if sdt == _E8M0:
             if eps32 is not None:
@@ -754,7 +763,7 @@ def dynamic_quantize(
             nan = np.isnan(amax)
             code = np.where(nan, 255, e + 127).astype(np.uint8)
             p2 = np.where(nan, F32(np.nan), np.ldexp(F32(1), e)).astype(F32)
-            data = _cast_float(xf / expand(p2), dt, True)
+            data = _cast_float(xf / expand(p2), dt, True, xf)
             return data, shaped(code.view(_E8M0))
 
         raise ValueError(f"scale_dtype: expected f32, f16, bf16, f8E4M3FN or f8E8M0FNU, got {sdt}")
@@ -893,8 +902,8 @@ def fake_quantize(
             else:
                 s = _static_scale(scale)
             S = expand(s)
-            q = _cast_float(xf / S, dt, True)
-            return (q.astype(F32) * S).astype(out)
+            q = _cast_float(xf / S, dt, True, xf).astype(F32)
+            return nan_sign(q * S, q).astype(out)
 
         if dt not in _INT_STORAGE:
             raise ValueError(f"dtype: expected an integer or float storage format, got {dt}")
@@ -955,10 +964,10 @@ def fake_quantize(
             v = np.where(np.isnan(xf), (F32(0) - min_val) / S, v)  # NaN quantizes like +0
             r = _round(v, rounding)
             q = np.clip(np.where(np.isnan(r), F32(0), r), F32(qmin), F32(qmax))
-            y = (q - mid) * S + Z
+            y = nan_sign((q - mid) * S + Z, q)
         else:
             q = _quantize_int(xf / S, Z.astype(np.int64), qmin, qmax, rounding, np.int64)
-            y = (q.astype(F32) - Z) * S
+            y = nan_sign((q.astype(F32) - Z) * S, q)
         return np.asarray(y, dtype=F32).astype(out)
 
 

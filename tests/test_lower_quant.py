@@ -1107,3 +1107,104 @@ def test_quantize_pack_and_unpack_dequantize(storage: str, mode: str) -> None:
     packed, deq = run(text, *arrays, mode=mode)
     assert_same_bits(packed, oracle.pack(q))
     assert_same_bits(deq, oracle.dequantize(q, s, z, axis=1, block_size=16))
+
+
+# --- dynamic_quantize rules (docs/semantics.md section 4) --------------------------------
+
+
+def _dynamic_kernel(shape: tuple[int, int], x_type: str, data: str, scale: str, extra: str = ""):
+    t = f"tensor<{shape[0]}x{shape[1]}x{x_type}>"
+    d = f"tensor<{shape[0]}x{shape[1]}x{data}>"
+    s = f"tensor<{shape[0]}x{shape[1] // 16}x{scale}>"
+    text = (
+        f"func.func @main(%x: {t}) -> ({d}, {s}) {{\n"
+        f"  %d, %s = quant.dynamic_quantize %x per_block(1, 16) {extra} : {t} -> {d}, {s}\n"
+        f"  func.return %d, %s : {d}, {s}\n}}\n"
+    )
+    module = parse_module(text, "<dynamic>")
+    LowerQuantPass().apply(make_context(), module)
+    return compile_module(module)["main"]
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32}[a.dtype.itemsize])
+
+
+@needs_jit
+@pytest.mark.parametrize("scale", ["f16", "bf16"])
+@pytest.mark.parametrize("data", ["i8", "f8E4M3FN"])
+def test_dynamic_f16_bf16_scale_is_used_as_stored(scale: str, data: str) -> None:
+    """(a) The data is divided by the scale rounded to its own type, not by the f32 one."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((64, 32)) * rng.uniform(0.1, 9, (64, 1))).astype(np.float32)
+    got_data, got_scale = _dynamic_kernel(x.shape, "f32", data, scale)(x)
+    want_data, want_scale = oracle.dynamic_quantize(x, dtype=data, scale_dtype=scale, block_size=16)
+    assert np.array_equal(_bits(got_scale), _bits(want_scale))
+    assert np.array_equal(_bits(got_data), _bits(want_data))
+    stored = np.repeat(got_scale.astype(np.float32), 16, axis=1)
+    assert np.array_equal(
+        _bits(got_data), _bits(oracle.quantize(x, stored, dtype=data, block_shape=[1, 1]))
+    )
+    # the rule is observable: dividing by the unrounded f32 scale differs somewhere
+    bound = 127.0 if data == "i8" else 448.0
+    unrounded = np.repeat(np.abs(x).reshape(64, 2, 16).max(-1) / np.float32(bound), 16, axis=1)
+    other = oracle.quantize(x, unrounded.astype(np.float32), dtype=data, block_shape=[1, 1])
+    assert not np.array_equal(_bits(got_data), _bits(other))
+
+
+@needs_jit
+@pytest.mark.parametrize("x_type", ["f32", "bf16"])
+def test_nvfp4_underflowing_block_scale_is_positive_zero(x_type: str) -> None:
+    """(b) amax > 0 whose e4m3 scale rounds to 0: code 0x00, data +-0 with x's sign."""
+    dtype = {"f32": np.float32, "bf16": ml_dtypes.bfloat16}[x_type]
+    x = np.full((2, 32), 1e-5, np.float32)
+    x[:, 1::2] = -1e-5
+    x[1, 16:] = np.linspace(-1, 1, 16)  # an ordinary block next to it
+    x = x.astype(dtype)
+    for extra, dq in (("", None), ("double_quant(4.0)", 4.0)):
+        data, scale = _dynamic_kernel((2, 32), x_type, "f4E2M1FN", "f8E4M3FN", extra)(x)
+        want_data, want_scale = oracle.dynamic_quantize(
+            x, dtype="f4E2M1FN", scale_dtype="f8E4M3FN", block_size=16, double_quant_scale=dq
+        )
+        codes = _bits(scale)
+        assert codes[0, 0] == 0x00 and codes[0, 1] == 0x00 and codes[1, 0] == 0x00
+        assert codes[1, 1] != 0x00
+        signs = np.signbit(data[0].astype(np.float32))
+        assert np.all(data[0].astype(np.float32) == 0)
+        assert np.array_equal(signs, np.signbit(x[0].astype(np.float32)))
+        assert np.array_equal(codes, _bits(want_scale))
+        assert np.array_equal(_bits(data), _bits(want_data))
+
+
+@needs_jit
+@pytest.mark.parametrize(
+    ("data", "scale"),
+    [("i8", "f32"), ("i8", "f16"), ("f8E4M3FN", "bf16"), ("f4E2M1FN", "f8E4M3FN"),
+     ("f8E5M2", "f8E8M0FNU")],
+)  # fmt: skip
+def test_dynamic_block_with_nan_or_inf_statistics(data: str, scale: str) -> None:
+    """(c) One NaN makes the block's scale NaN (the positive one); +-inf makes amax inf."""
+    x = np.tile(np.linspace(-2, 2, 16, dtype=np.float32), (4, 2))
+    x[0, 3] = np.nan
+    x[1, 4] = -np.nan
+    x[2, 5] = np.inf
+    x[3, 6] = -np.inf
+    x[3, 20] = np.nan
+    got_data, got_scale = _dynamic_kernel(x.shape, "f32", data, scale)(x)
+    want_data, want_scale = oracle.dynamic_quantize(x, dtype=data, scale_dtype=scale, block_size=16)
+    assert np.array_equal(_bits(got_scale), _bits(want_scale))
+    assert np.array_equal(_bits(got_data), _bits(want_data))
+    positive_nan = {"f32": 0x7FC00000, "f16": 0x7E00, "bf16": 0x7FC0, "f8E4M3FN": 0x7F,
+                    "f8E8M0FNU": 0xFF}[scale]  # fmt: skip
+    codes = _bits(got_scale)
+    assert codes[0, 0] == codes[1, 0] == codes[3, 1] == positive_nan
+    inf_scale = got_scale[2, 0].astype(np.float32)
+    if scale in ("f32", "f16", "bf16"):
+        assert inf_scale == np.inf
+    elif scale == "f8E4M3FN":
+        assert inf_scale == 448.0  # (inf / 6) clipped to the largest e4m3 scale
+    else:
+        assert codes[2, 0] == 254  # e8m0: exponent clamped to 127
+    if data == "i8":
+        assert np.all(got_data[0, :16] == 0) and np.all(got_data[1, :16] == 0)  # zp

@@ -3,9 +3,10 @@
 Every input code of every storage format goes through requantize with runtime scales and
 zero points that are NaN, +-inf, +-0 or ordinary, in each lowering (fused, composite, lookup
 table where it applies); the result must be the oracle's in every bit, NaN codes included.
-The rule that makes that possible: every NaN written to float storage is the positive NaN
-(the sign of a NaN that arithmetic makes is not specified, so it differed between the
-fused loop and the composite one, and `--fold-quant`, which fuses dq -> q, changed it).
+The rule that makes that possible: a NaN result is the quiet NaN with the sign of the data
+element it was computed from (x, or the code q), never the sign the arithmetic gave it
+(that is not specified, so it differed between the fused loop and the composite one, and
+`--fold-quant`, which fuses dq -> q, changed it).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def test_requantize_nan_inf_zero_scales_agree_with_the_oracle_in_every_lowering(
 
 @pytest.mark.parametrize("storage", FLOAT_STORAGE)
 def test_quantize_stores_one_nan_code(storage):
-    """NaN data, NaN scales and 0 / 0, inf / inf: the one (positive) NaN of the format."""
+    """NaN data, NaN scales and 0 / 0, inf / inf: the format's NaN with the sign of x."""
     x = np.array([np.nan, -np.nan, 0.0, -0.0, np.inf, -np.inf, 1.0, -1.0], F32)
     t = f"tensor<8x{storage}>"
     kernel = codegen.compile(
@@ -123,8 +124,10 @@ def test_quantize_stores_one_nan_code(storage):
         want = oracle.quantize(x, np.array(s, F32), dtype=storage, runtime_scale=True)
         assert not same_bits(got, want).size, f"quantize to {storage}, scale {s}: {got} != {want}"
     if storage == "f8E4M3FN":
-        nan_code = kernel(x, np.array(1.0, F32)).view(np.uint8)[:2]
-        assert list(nan_code) == [0x7F, 0x7F]  # -NaN is stored as the positive NaN too
+        # the NaN takes the sign of x: NaN data, and any x divided by a NaN scale
+        assert list(kernel(x, np.array(1.0, F32)).view(np.uint8)[:2]) == [0x7F, 0xFF]
+        got = kernel(x, np.array(np.nan, F32)).view(np.uint8)
+        assert list(got) == [0x7F, 0xFF, 0x7F, 0xFF, 0x7F, 0xFF, 0x7F, 0xFF]
 
 
 def test_fold_quant_keeps_the_nan_code():

@@ -76,8 +76,8 @@ func.func @quantize_per_block_i4(%x: tensor<4x64xf32>, %s: tensor<4x2xf32>) -> t
   func.return %q : tensor<4x64xi4>
 }
 
-// 128x128 weight tiles; float storage: clip to +-448 (NaN propagates), any NaN made the
-// positive NaN (docs/semantics.md), then truncf.
+// 128x128 weight tiles; float storage: clip to +-448 (NaN propagates), a NaN made the
+// quiet NaN with the sign of x (docs/semantics.md), then truncf.
 // CHECK-LABEL: func.func @quantize_block_e4m3(
 // CHECK:         linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> ((d0 floordiv 128), (d1 floordiv 128))>, affine_map<(d0, d1) -> (d0, d1)>]
 // CHECK-NEXT:    ^bb0(%[[IN:[0-9]+]]: f32, %[[SC:[0-9]+]]: f32, %{{[0-9]+}}: f8E4M3FN):
@@ -88,7 +88,8 @@ func.func @quantize_per_block_i4(%x: tensor<4x64xf32>, %s: tensor<4x2xf32>) -> t
 // CHECK-NEXT:      %[[V2:.*]] = arith.minimumf %[[V1]], %[[HI]] : f32
 // CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[V2]], %[[V2]] : f32
 // CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
-// CHECK-NEXT:      %[[V3:.*]] = arith.select %[[ISNAN]], %[[NAN]], %[[V2]] : f32
+// CHECK-NEXT:      %[[SNAN:.*]] = math.copysign %[[NAN]], %[[IN]] : f32
+// CHECK-NEXT:      %[[V3:.*]] = arith.select %[[ISNAN]], %[[SNAN]], %[[V2]] : f32
 // CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V3]] : f32 to f8E4M3FN
 // CHECK-NEXT:      linalg.yield %[[Q]] : f8E4M3FN
 func.func @quantize_block_e4m3(%x: tensor<256x256xf32>, %s: tensor<2x2xf32>) -> tensor<256x256xf8E4M3FN> {
@@ -104,7 +105,8 @@ func.func @quantize_block_e4m3(%x: tensor<256x256xf32>, %s: tensor<2x2xf32>) -> 
 // CHECK-NEXT:      %[[V:.*]] = arith.divf %[[XF]], %[[SC]] : f32
 // CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[V]], %[[V]] : f32
 // CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
-// CHECK-NEXT:      %[[V1:.*]] = arith.select %[[ISNAN]], %[[NAN]], %[[V]] : f32
+// CHECK-NEXT:      %[[SNAN:.*]] = math.copysign %[[NAN]], %[[XF]] : f32
+// CHECK-NEXT:      %[[V1:.*]] = arith.select %[[ISNAN]], %[[SNAN]], %[[V]] : f32
 // CHECK-NEXT:      %[[Q:.*]] = arith.truncf %[[V1]] : f32 to f8E5M2
 // CHECK-NEXT:      linalg.yield %[[Q]] : f8E5M2
 func.func @quantize_per_token_e5m2_no_saturate(%x: tensor<4x8xf16>, %s: tensor<4x1xf32>) -> tensor<4x8xf8E5M2> {
@@ -194,7 +196,7 @@ func.func @quantize_i16_ui2(%x: tensor<8xf32>) -> (tensor<8xi16>, tensor<8xui2>)
 // dequantize
 // ---------------------------------------------------------------------------------------
 
-// (f32(q) - f32(zp)) * s, then truncf to f16.
+// (f32(q) - f32(zp)) * s, a NaN with the sign of q (docs/semantics.md), then truncf to f16.
 // CHECK-LABEL: func.func @dequantize_per_tensor_i8_f16(
 // CHECK:         ^bb0(%[[IN:[0-9]+]]: i8, %{{[0-9]+}}: f16):
 // CHECK-NEXT:      %[[S:.*]] = arith.constant 2.000000e+00 : f32
@@ -202,7 +204,11 @@ func.func @quantize_i16_ui2(%x: tensor<8xf32>) -> (tensor<8xi16>, tensor<8xui2>)
 // CHECK-NEXT:      %[[QF:.*]] = arith.sitofp %[[IN]] : i8 to f32
 // CHECK-NEXT:      %[[D:.*]] = arith.subf %[[QF]], %[[ZP]] : f32
 // CHECK-NEXT:      %[[X:.*]] = arith.mulf %[[D]], %[[S]] : f32
-// CHECK-NEXT:      %[[H:.*]] = arith.truncf %[[X]] : f32 to f16
+// CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[X]], %[[X]] : f32
+// CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[SNAN:.*]] = math.copysign %[[NAN]], %[[QF]] : f32
+// CHECK-NEXT:      %[[X1:.*]] = arith.select %[[ISNAN]], %[[SNAN]], %[[X]] : f32
+// CHECK-NEXT:      %[[H:.*]] = arith.truncf %[[X1]] : f32 to f16
 // CHECK-NEXT:      linalg.yield %[[H]] : f16
 func.func @dequantize_per_tensor_i8_f16(%q: tensor<4x8xi8>) -> tensor<4x8xf16> {
   %x = quant.dequantize %q scale(2.0) zero_point(-3) : tensor<4x8xi8> -> tensor<4x8xf16>
@@ -229,7 +235,11 @@ func.func @dequantize_per_axis_ui4(%q: tensor<4x8xui4>, %s: tensor<4xf32>, %z: t
 // CHECK-NEXT:      %[[QF:.*]] = arith.extf %[[IN]] : f4E2M1FN to f32
 // CHECK-NEXT:      %[[S2:.*]] = arith.mulf %[[SF]], %[[DQ]] : f32
 // CHECK-NEXT:      %[[X:.*]] = arith.mulf %[[QF]], %[[S2]] : f32
-// CHECK-NEXT:      arith.truncf %[[X]] : f32 to bf16
+// CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[X]], %[[X]] : f32
+// CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[SNAN:.*]] = math.copysign %[[NAN]], %[[QF]] : f32
+// CHECK-NEXT:      %[[X1:.*]] = arith.select %[[ISNAN]], %[[SNAN]], %[[X]] : f32
+// CHECK-NEXT:      arith.truncf %[[X1]] : f32 to bf16
 func.func @dequantize_nvfp4_double_quant(%q: tensor<4x32xf4E2M1FN>, %s: tensor<4x2xf8E4M3FN>, %dq: tensor<f32>) -> tensor<4x32xbf16> {
   %x = quant.dequantize %q scale(%s : tensor<4x2xf8E4M3FN>) per_block(1, 16) double_quant(%dq : tensor<f32>) : tensor<4x32xf4E2M1FN> -> tensor<4x32xbf16>
   func.return %x : tensor<4x32xbf16>
@@ -325,8 +335,8 @@ func.func @requantize_lut(%q: tensor<4x8xui8>, %s: tensor<4xf32>) -> tensor<4x8x
 // CHECK:         arith.constant 4.480000e+02 : f32
 // CHECK-NEXT:    %[[C:.*]] = arith.minimumf
 // CHECK-NEXT:    %[[N:.*]] = arith.cmpf uno, %[[C]], %[[C]] : f32
-// CHECK-NEXT:    %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
-// CHECK-NEXT:    %[[C1:.*]] = arith.select %[[N]], %[[NAN]], %[[C]] : f32
+// CHECK-NEXT:    %[[SNAN:.*]] = math.copysign %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:    %[[C1:.*]] = arith.select %[[N]], %[[SNAN]], %[[C]] : f32
 // CHECK-NEXT:    arith.truncf %[[C1]] : f32 to f8E4M3FN
 func.func @requantize_to_e4m3(%q: tensor<4x8xi8>) -> tensor<4x8xf8E4M3FN> {
   %r = quant.requantize %q in(scale(0.1)) out(scale(2.0e-03)) : tensor<4x8xi8> -> tensor<4x8xf8E4M3FN>
@@ -352,7 +362,10 @@ func.func @requantize_to_e4m3(%q: tensor<4x8xi8>) -> tensor<4x8xf8E4M3FN> {
 // CHECK:         %[[S:.*]] = linalg.generic {{.*}} ins(%[[AMAX]] : tensor<4x1xi32>)
 // CHECK:           %[[AF:.*]] = arith.bitcast %{{.*}} : i32 to f32
 // CHECK-NEXT:      %[[QMAX:.*]] = arith.constant 1.270000e+02 : f32
-// CHECK-NEXT:      %[[SC:.*]] = arith.divf %[[AF]], %[[QMAX]] : f32
+// CHECK-NEXT:      %[[SC0:.*]] = arith.divf %[[AF]], %[[QMAX]] : f32
+// CHECK-NEXT:      %[[ISNAN:.*]] = arith.cmpf uno, %[[SC0]], %[[SC0]] : f32
+// CHECK-NEXT:      %[[NAN:.*]] = arith.constant 0x7fc00000 : f32
+// CHECK-NEXT:      %[[SC:.*]] = arith.select %[[ISNAN]], %[[NAN]], %[[SC0]] : f32
 // CHECK-NEXT:      %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK-NEXT:      %[[ISZ:.*]] = arith.cmpf oeq, %[[SC]], %[[ZERO]] : f32
 // CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
@@ -507,7 +520,9 @@ func.func @dynamic_block_2d(%x: tensor<256x256xf16>) -> (tensor<256x256xf8E4M3FN
 // CHECK:           %[[C:.*]] = arith.minimumf
 // CHECK-NEXT:      %[[D:.*]] = arith.subf %[[C]], %{{.*}} : f32
 // CHECK-NEXT:      %[[Y:.*]] = arith.mulf %[[D]], %[[S]] : f32
-// CHECK-NEXT:      linalg.yield %[[Y]] : f32
+// CHECK-NEXT:      %[[YN:.*]] = arith.cmpf uno, %[[Y]], %[[Y]] : f32
+// CHECK:      %[[Y1:.*]] = arith.select %[[YN]], %{{.*}}, %[[Y]] : f32
+// CHECK-NEXT:      linalg.yield %[[Y1]] : f32
 func.func @fake_static(%x: tensor<4x8xf32>, %s: tensor<8xf32>) -> tensor<4x8xf32> {
   %y = quant.fake_quantize %x storage(i8) scale(%s : tensor<8xf32>) per_axis(1) : tensor<4x8xf32> -> tensor<4x8xf32>
   func.return %y : tensor<4x8xf32>
@@ -535,7 +550,9 @@ func.func @fake_static_composite(%x: tensor<4x8xf16>) -> tensor<4x8xf16> {
 // CHECK:           %[[EPS:.*]] = arith.constant 1.1920929e-07 : f32
 // CHECK:           %[[S0:.*]] = arith.divf
 // CHECK-NEXT:      %[[S1:.*]] = arith.maximumf %[[S0]], %[[EPS]] : f32
-// CHECK:           arith.truncf %[[S1]] : f32 to f16
+// CHECK:           %[[N:.*]] = arith.cmpf uno, %[[S1]], %[[S1]] : f32
+// CHECK:           %[[S2:.*]] = arith.select %[[N]], %{{.*}}, %[[S1]] : f32
+// CHECK:           arith.truncf %[[S2]] : f32 to f16
 func.func @fake_dynamic_asym(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   %y = quant.fake_quantize %x storage(ui4) per_token symmetric(false) scale_type(f16) : tensor<4x8xf32> -> tensor<4x8xf32>
   func.return %y : tensor<4x8xf32>
@@ -680,12 +697,15 @@ func.func @dynamic_i4_per_axis_fused(%x: tensor<8x16xf32>) -> (tensor<8x16xi4>, 
 // CHECK-LABEL: func.func @fake_dynamic_e4m3(
 // CHECK:         arith.extf %{{.*}} : bf16 to f32
 // CHECK:         linalg.generic
-// CHECK:           %[[S:.*]] = arith.select
+// CHECK:           %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:      %[[S:.*]] = arith.select %{{.*}}, %[[ONE]], %{{.*}} : f32
 // CHECK-NEXT:      %[[V:.*]] = arith.divf %{{.*}}, %[[S]] : f32
 // CHECK:           %[[Q:.*]] = arith.truncf %{{.*}} : f32 to f8E4M3FN
 // CHECK-NEXT:      %[[QF:.*]] = arith.extf %[[Q]] : f8E4M3FN to f32
 // CHECK-NEXT:      %[[Y:.*]] = arith.mulf %[[QF]], %[[S]] : f32
-// CHECK-NEXT:      arith.truncf %[[Y]] : f32 to bf16
+// CHECK-NEXT:      %[[YN:.*]] = arith.cmpf uno, %[[Y]], %[[Y]] : f32
+// CHECK:      %[[Y1:.*]] = arith.select %[[YN]], %{{.*}}, %[[Y]] : f32
+// CHECK-NEXT:      arith.truncf %[[Y1]] : f32 to bf16
 func.func @fake_dynamic_e4m3(%x: tensor<4x32xbf16>) -> tensor<4x32xbf16> {
   %y = quant.fake_quantize %x storage(f8E4M3FN) per_token : tensor<4x32xbf16> -> tensor<4x32xbf16>
   func.return %y : tensor<4x32xbf16>
