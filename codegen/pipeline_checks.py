@@ -1,7 +1,8 @@
 """Checks the driver runs before a stage that cannot take a module, with located errors.
 
 Codegen translates the lowered IR only (arith / math / linalg / tensor in ``func.func``
-definitions of static shape); lower-quant handles static shapes only. Rather than let
+definitions of static shape); lower-quant handles static shapes only, and no pass
+tensors beyond MAX_ELEMENTS. Rather than let
 those stages fail inside (``TranslationError: unsupported op 'quant.quantize' at function
 level``), the driver asks here first and names what to do:
 
@@ -18,24 +19,45 @@ from xdsl.ir import Attribute, Operation
 from qdialect.diagnostics import QuantDiagnostic, locate_op
 
 LOWERING_FLAG = "--lower-quant"
+MAX_ELEMENTS = 1 << 40
+"""The most elements a tensor may have: its offsets must fit codegen's i64 index
+arithmetic, and the passes build tables along each dimension."""
 
 
-def _dynamic_type(types: list[Attribute]) -> Attribute | None:
-    for t in types:
-        if isinstance(t, TensorType) and any(d < 0 for d in t.get_shape()):
-            return t
-    return None
+def _types_of(op: Operation) -> list[Attribute]:
+    types = [v.type for v in (*op.operands, *op.results)]
+    types += [a.type for r in op.regions for b in r.blocks for a in b.args]
+    if isinstance(op, func.FuncOp):
+        types += [*op.function_type.inputs.data, *op.function_type.outputs.data]
+    return types
 
 
-def check_static_shapes(module: Operation) -> None:
-    """Every tensor type in `module` has a static shape (dynamic shapes come later)."""
+def _element_count(t: TensorType) -> int:
+    count = 1
+    for n in t.get_shape():
+        count *= n
+    return count
+
+
+def check_sizes(module: Operation, *, static: bool) -> None:
+    """Every tensor type in `module` has at most MAX_ELEMENTS elements and, if `static`,
+    a static shape (lower-quant and codegen take static shapes only, for now)."""
     for op in module.walk():
-        types = [v.type for v in (*op.operands, *op.results)]
-        types += [a.type for r in op.regions for b in r.blocks for a in b.args]
-        if isinstance(op, func.FuncOp):
-            types += [*op.function_type.inputs.data, *op.function_type.outputs.data]
-        if (dynamic := _dynamic_type(types)) is not None:
-            raise QuantDiagnostic(locate_op(op), f"dynamic shapes are not supported yet: {dynamic}")
+        for t in _types_of(op):
+            if not isinstance(t, TensorType):
+                continue
+            if any(d < 0 for d in t.get_shape()):
+                if static:
+                    raise QuantDiagnostic(
+                        locate_op(op), f"dynamic shapes are not supported yet: {t}"
+                    )
+                continue
+            if (count := _element_count(t)) > MAX_ELEMENTS:
+                raise QuantDiagnostic(
+                    locate_op(op),
+                    f"{t} has {count} elements; qopt compiles tensors of at most "
+                    f"2^40 = {MAX_ELEMENTS}",
+                )
 
 
 def check_translatable(module: ModuleOp, target: str) -> None:
@@ -60,4 +82,4 @@ def check_translatable(module: ModuleOp, target: str) -> None:
             raise QuantDiagnostic(
                 locate_op(last or op), f"function @{name} does not end with func.return"
             )
-    check_static_shapes(module)
+    check_sizes(module, static=True)

@@ -32,7 +32,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from codegen.pipeline_checks import check_static_shapes, check_translatable
+from codegen.pipeline_checks import check_sizes, check_translatable
 from passes import PASS_SUMMARIES, PASSES
 from qdialect.diagnostics import (
     DIALECT_FACTORIES,
@@ -201,8 +201,8 @@ class QoptMain(xDSLOptMain):
     def _after_each_pass(self, previous: Any, module: ModuleOp, following: Any) -> None:
         if previous is not None and not self.args.disable_verify:
             verify_module(module)
-        if following is not None and following.name == "lower-quant":
-            check_static_shapes(module)
+        if following is not None:
+            check_sizes(module, static=following.name == "lower-quant")
 
     def run(self) -> None:
         filename = self.args.input_file or "-"
@@ -288,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except MemoryError as err:  # a pass sized a table by a huge (but allowed) tensor
+        print(f"qopt: error: out of memory ({err or 'no detail'})", file=sys.stderr)
+        return 1
     except ArgSpecParseError as err:  # a BaseException in xDSL: a bad -p / -t / --PASS spec
         print(f"qopt: {err}", file=sys.stderr)
         return 1

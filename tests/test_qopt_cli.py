@@ -450,3 +450,16 @@ def test_fold_to_file_then_compile_keeps_integer_valued_scales(tmp_path, scale):
         return out.getvalue()
 
     assert compile_file(folded) == compile_file(source)
+
+
+@pytest.mark.parametrize("args", [("--fold-quant",), ("--fold-quant", "--lower-quant")])
+def test_tensors_beyond_2_to_the_40_elements_are_located(tmp_path, args):
+    """fold-quant allocated tables along such dimensions (MemoryError: 745 GiB)."""
+    text = VALID.replace("4x8x", "100000000000x100000000000x")
+    assert_located(run_main(tmp_path, text, *args), "1:1", "qopt compiles tensors of at most 2^40")
+
+
+def test_fold_quant_keeps_dynamic_shapes(tmp_path):
+    """Only lower-quant and codegen need static shapes; fold-quant takes dynamic ones."""
+    code, out, _ = run_main(tmp_path, VALID.replace("4x8x", "?x8x"), "--fold-quant")
+    assert code == 0 and "tensor<?x8xi8>" in out
