@@ -383,3 +383,78 @@ func.func @parse_error(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
   %q = quant.quantize %x scale(1.0) per_axis(one) : tensor<4x8xf32> -> tensor<4x8xi8>
   func.return %q : tensor<4x8xi8>
 }
+
+// -----
+
+func.func @scale_nan_bits(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: invalid.mlir:[[# @LINE + 1]]:3: error: constant scale must be finite and > 0, got nan
+  %q = quant.quantize %x scale(0x7FC00000) : tensor<4x8xf32> -> tensor<4x8xi8>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @scale_hex_too_wide(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: invalid.mlir:[[# @LINE + 1]]:32: error: hexadecimal float literal does not fit the 32 bits of f32
+  %q = quant.quantize %x scale(0x1FFFFFFFF) : tensor<4x8xf32> -> tensor<4x8xi8>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @scale_negative_hex(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: error: a hexadecimal float literal takes no leading minus
+  %q = quant.quantize %x scale(-0x3F800000) : tensor<4x8xf32> -> tensor<4x8xi8>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @zero_point_not_an_integer(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: error: zero point must be an integer, got 2.5
+  %q = quant.quantize %x scale(1.0) zero_point(2.5) : tensor<4x8xf32> -> tensor<4x8xi8>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @zero_point_beyond_i32(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: error: integer 18446744073709551616 does not fit i32
+  %q = quant.quantize %x scale(1.0) zero_point(18446744073709551616) : tensor<4x8xf32> -> tensor<4x8xi8>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @fake_quantize_eps_nan(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // CHECK: error: eps must be finite and > 0, got nan
+  %y = quant.fake_quantize %x storage(i8) eps(0x7FC00000) : tensor<4x8xf32> -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @fake_quantize_three_results(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // CHECK: error: quant.fake_quantize takes 1 result type, got 3
+  %a, %b, %c = quant.fake_quantize %x storage(i8) : tensor<4x8xf32> -> tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @used_before_defined(%x: tensor<4x8xf32>) -> tensor<4x8xi8> {
+  // CHECK: invalid.mlir:[[# @LINE + 1]]:3: error: operand %y of quant.quantize is used before its definition
+  %q = quant.quantize %y scale(1.0) : tensor<4x8xf32> -> tensor<4x8xi8>
+  %y = quant.dequantize %q scale(1.0) : tensor<4x8xi8> -> tensor<4x8xf32>
+  func.return %q : tensor<4x8xi8>
+}
+
+// -----
+
+func.func @twice(%x: tensor<4x8xf32>) {
+  func.return
+}
+// CHECK: invalid.mlir:[[# @LINE + 1]]:1: error: redefinition of symbol 'twice'
+func.func @twice(%x: tensor<4x8xf32>) {
+  func.return
+}

@@ -125,3 +125,16 @@ func.func @pack_unpack(%a: tensor<7xi4>, %b: tensor<3x3xui2>, %c: tensor<2x4xui8
 func.func @granularity_attributes() attributes {quant.g0 = #quant.per_tensor, quant.g1 = #quant.per_axis<2>, quant.g2 = #quant.per_block<0, 64>, quant.g3 = #quant.block<[128, -1]>, quant.g4 = #quant.per_token} {
   func.return
 }
+
+// An f32 of 7-9 integer digits prints as its bits and reads back as the same f32 (the
+// three RUN lines above re-read it), in a scalar, a dense list and a splat.
+// CHECK-LABEL: func.func @integer_valued_scales
+// CHECK: quant.quantize %{{.*}} scale(0x4B000000) : tensor<2xf32> -> tensor<2xi8>
+// CHECK: quant.quantize %{{.*}} scale(dense<[0x4996B438, 0x49742410]> : tensor<2xf32>) per_axis(0)
+// CHECK: quant.dequantize %{{.*}} scale(dense<0x4B7FFFFF> : tensor<2xf32>) per_axis(0)
+func.func @integer_valued_scales(%x: tensor<2xf32>, %q: tensor<2xi8>) -> tensor<2xi8> {
+  %a = quant.quantize %x scale(8388608.0) : tensor<2xf32> -> tensor<2xi8>
+  %b = quant.quantize %x scale(dense<[1234567.0, 1000001.0]> : tensor<2xf32>) per_axis(0) : tensor<2xf32> -> tensor<2xi8>
+  %c = quant.dequantize %q scale(dense<16777215.0> : tensor<2xf32>) per_axis(0) : tensor<2xi8> -> tensor<2xf32>
+  func.return %a : tensor<2xi8>
+}
