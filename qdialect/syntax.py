@@ -25,6 +25,7 @@ gets parse and print from :class:`ClauseOp`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,14 @@ class ParamClause(Clause):
             printer.print_operand(operand)
             printer.print_string(" : ")
             printer.print_attribute(operand.type)
+        elif isinstance(const, FloatAttr) and const.type == f32 and self.integer:
+            # An (invalid) float zero point: a hex form would read back as an integer.
+            value = const.value.data
+            if math.isfinite(value):
+                text = repr(value)
+                printer.print_string(text if "." in text else text.replace("e", ".0e"))
+            else:
+                printer.print_float(value, f32)
         elif isinstance(const, FloatAttr) and const.type == f32:
             printer.print_float(const.value.data, f32)
         elif isinstance(const, IntegerAttr) and const.type == i32:

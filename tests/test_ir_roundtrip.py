@@ -271,3 +271,16 @@ def test_signed_zeros_are_not_a_splat(count: int) -> None:
         f"tensor<{count}xf32>\n  func.return %c : tensor<{count}xf32>\n}}"
     )
     assert_rereads(text, [0] * (count - 1) + [0x80000000])
+
+
+@pytest.mark.parametrize("value", ["8388608.0", "2.5", "1.0e16", "-3.5"])
+def test_float_zero_point_rereads_as_the_same_float(value: str) -> None:
+    """An (invalid) float zero point prints in decimal: the hex bits a float scale may
+    print as would read back as an integer zero point."""
+    text = (
+        "func.func @f(%x: tensor<2xf32>) -> tensor<2xi8> {\n  %q = quant.quantize %x "
+        f"scale(1.0) zero_point({value}) : tensor<2xf32> -> tensor<2xi8>\n"
+        "  func.return %q : tensor<2xi8>\n}"
+    )
+    # Properties by name: scale_const, then zero_point_const.
+    assert_rereads(text, [f32_bits(1.0), f32_bits(float(np.float32(float(value))))])
