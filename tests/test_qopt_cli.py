@@ -463,3 +463,27 @@ def test_fold_quant_keeps_dynamic_shapes(tmp_path):
     """Only lower-quant and codegen need static shapes; fold-quant takes dynamic ones."""
     code, out, _ = run_main(tmp_path, VALID.replace("4x8x", "?x8x"), "--fold-quant")
     assert code == 0 and "tensor<?x8xi8>" in out
+
+
+def test_lower_to_file_then_compile_keeps_hex_constants(tmp_path):
+    """The lowered IR holds ``arith.constant dense<[0x4B000000, ...]>``: compiling the
+    printed lowered IR gives the LLVM IR of compiling in one go."""
+    text = """func.func @f(%x: tensor<4x2xf32>) -> tensor<4x2xi16> {
+  %q = quant.quantize %x scale(dense<[8388608.0, 1234567.0]> : tensor<2xf32>) per_axis(1) : tensor<4x2xf32> -> tensor<4x2xi16>
+  func.return %q : tensor<4x2xi16>
+}
+"""
+    source = tmp_path / "f.mlir"
+    source.write_text(text)
+    lowered = tmp_path / "low.mlir"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([str(source), "--lower-quant", "-o", str(lowered)]) == 0
+    assert "0x4B000000" in lowered.read_text()
+    outputs = []
+    for args in ([str(lowered), "-t", "llvm"], [str(source), "--lower-quant", "-t", "llvm"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(args) == 0
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1]
+    assert 'c"\\00\\00\\00K8\\b4\\96I"' in outputs[0]  # 0x4B000000, 0x4996B438 (little-endian)
