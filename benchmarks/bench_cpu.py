@@ -1,6 +1,6 @@
 """CPU benchmark: qopt against a memory copy, onnxruntime, torch and numpy, same arrays.
 
-    python benchmarks/bench_cpu.py [--size 4096] [--repeat 20] [--threads 2]
+    python -m benchmarks.bench_cpu [--size 4096] [--repeat 20] [--threads 2]
 
 Prints one row per case: GB/s (bytes read + written) of qopt, of a multi-threaded memory
 copy of the same bytes, of onnxruntime (io_binding, `--threads` intra-op threads), torch
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-import codegen
+import qopt
 
 
 def best_seconds(fn: Callable[[], object], repeat: int) -> float:
@@ -187,7 +187,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-tensor",
-            lambda: codegen.quantize(x, s_tensor, zp8, dtype="i8", out=out_i8),
+            lambda: qopt.quantize(x, s_tensor, zp8, dtype="i8", out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -205,7 +205,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-axis 0",
-            lambda: codegen.quantize(x, s_axis0, z0, dtype="i8", axis=0, out=out_i8),
+            lambda: qopt.quantize(x, s_axis0, z0, dtype="i8", axis=0, out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -222,7 +222,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i8 per-axis last",
-            lambda: codegen.quantize(x, s_axis1, z0, dtype="i8", axis=1, out=out_i8),
+            lambda: qopt.quantize(x, s_axis1, z0, dtype="i8", axis=1, out=out_i8),
             size * 5,
             x,
             ort_runner(
@@ -239,7 +239,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i8->f32 per-tensor",
-            lambda: codegen.dequantize(q8, s_tensor, zp8, out=out_f32),
+            lambda: qopt.dequantize(q8, s_tensor, zp8, out=out_f32),
             size * 5,
             q8,
             ort_runner(
@@ -256,7 +256,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i8->f32 per-axis last",
-            lambda: codegen.dequantize(q8, s_axis1, z0, axis=1, out=out_f32),
+            lambda: qopt.dequantize(q8, s_axis1, z0, axis=1, out=out_f32),
             size * 5,
             q8,
             ort_runner(
@@ -273,7 +273,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->f8E4M3FN",
-            lambda: codegen.quantize(x, s_tensor, dtype="f8E4M3FN", out=out_f8),
+            lambda: qopt.quantize(x, s_tensor, dtype="f8E4M3FN", out=out_f8),
             size * 5,
             x,
             ort_runner(
@@ -290,7 +290,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ f8E4M3FN->f32",
-            lambda: codegen.dequantize(f8, s_tensor, out=out_f32),
+            lambda: qopt.dequantize(f8, s_tensor, out=out_f32),
             size * 5,
             f8,
             ort_runner(
@@ -307,7 +307,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "Q f32->i4 block 32",
-            lambda: codegen.quantize(x, s_block, dtype="i4", axis=1, block_size=32, out=out_i4),
+            lambda: qopt.quantize(x, s_block, dtype="i4", axis=1, block_size=32, out=out_i4),
             size * 5,
             x,
             ort_runner(
@@ -326,7 +326,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "DQ i4->f32 block 32",
-            lambda: codegen.dequantize(q4, s_block, axis=1, block_size=32, out=out_f32),
+            lambda: qopt.dequantize(q4, s_block, axis=1, block_size=32, out=out_f32),
             size * 5,
             q4,
             ort_runner(
@@ -344,7 +344,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
     cases.append(
         Case(
             "RQ i8->i8 per-axis",
-            lambda: codegen.requantize(q8, s_axis1, z0, s_out, z0, axis=1, out=out_i8),
+            lambda: qopt.requantize(q8, s_axis1, z0, s_out, z0, axis=1, out=out_i8),
             size * 2,
             q8,
             None,
@@ -360,11 +360,7 @@ def make_cases(n: int, threads: int) -> list[Case]:
 def make_dynamic_cases(n: int, threads: int) -> list[Case]:
     """Dynamic / microscaling rows (issue 5): against the numpy oracle, and in the torch
     column torch (per-token rows) or torchao's CPU path (packed NVFP4, MXFP8)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import oracle
+    from tests.support import oracle  # run from the repository root: python -m benchmarks.bench_cpu
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((n, n), dtype=np.float32)
@@ -416,8 +412,8 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
 
     def dyn(form: dict, packed: bool = False) -> Callable[[], object]:
         # into preallocated results, as the static rows and onnxruntime's io_binding do
-        out = tuple(np.empty_like(r) for r in codegen.dynamic_quantize(x, packed=packed, **form))
-        return lambda: codegen.dynamic_quantize(x, packed=packed, out=out, **form)
+        out = tuple(np.empty_like(r) for r in qopt.dynamic_quantize(x, packed=packed, **form))
+        return lambda: qopt.dynamic_quantize(x, packed=packed, out=out, **form)
 
     fake_out = np.empty_like(x)
 
@@ -433,7 +429,7 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
              numpy=lambda: oracle.dynamic_quantize(x, **tiles)),
         Case("dyn int8 per-token", dyn(token), size * 5, x, torch=torch_token(False),
              numpy=lambda: oracle.dynamic_quantize(x, **token)),
-        Case("fake-quant int8 per-token", lambda: codegen.fake_quantize(x, **fake, out=fake_out), size * 8, x,
+        Case("fake-quant int8 per-token", lambda: qopt.fake_quantize(x, **fake, out=fake_out), size * 8, x,
              torch=torch_token(True), numpy=lambda: oracle.fake_quantize(x, **fake)),
     ]  # fmt: skip
 

@@ -1,7 +1,7 @@
 """GPU throughput of the PTX kernels: GB/s per op on a 256 MB f32 tensor, next to a
 device-to-device copy and the torch CUDA equivalents.
 
-    python benchmarks/bench_gpu.py [--mb 256] [--repeat 20] [--arch sm_90]
+    python -m benchmarks.bench_gpu [--mb 256] [--repeat 20] [--arch sm_90]
 
 GB/s counts the bytes each op must move (input + output + parameters), as for the copy
 (read + write). Needs a GPU, a CUDA backend for `codegen.gpu_runner` (cuda-python or
@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--arch", default="sm_90")
     args = parser.parse_args()
 
-    from codegen import gpu_runner, ptx
+    from qopt.codegen import gpu_runner, ptx
 
     if not gpu_runner.available():
         print("bench_gpu: skipped - no GPU or no CUDA backend (pip install cuda-python or cupy)")
@@ -117,8 +117,8 @@ def main() -> int:
         copy = lambda: cupy.cuda.runtime.memcpy(y.data.ptr, x.data.ptr, nbytes, 3)  # noqa: E731
         table.append(("copy D2D (cupy)", 2 * nbytes / timed(copy, sync, args.repeat)))
 
-    from passes.lower_quant import LowerQuantPass
-    from qdialect.diagnostics import make_context, parse_module, verify_module
+    from qopt.passes.lower_quant import LowerQuantPass
+    from qopt.qdialect.diagnostics import make_context, parse_module, verify_module
 
     for name, (text, moved) in cases(rows).items():
         module = parse_module(text, name)

@@ -1,6 +1,6 @@
 """JIT memory: resident set size while compiling many distinct modules.
 
-    python benchmarks/bench_jit_memory.py [--compiles 2000] [--every 500]
+    python -m benchmarks.bench_jit_memory [--compiles 2000] [--every 500]
 
 Compiles `--compiles` distinct one-kernel modules (x + k over 4 floats) with
 `codegen.jit.compile_module` and prints, every `--every` compiles, the RSS, how many modules
@@ -15,7 +15,7 @@ import argparse
 import ctypes
 import time
 
-from codegen import jit
+from qopt.codegen import jit
 
 
 def rss_mb() -> float:

@@ -17,7 +17,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
-import codegen
+import qopt
 
 EXAMPLE = Path(__file__).with_name("nvfp4_dynamic_quant.mlir")
 
@@ -30,7 +30,7 @@ def unpack_e2m1(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def main() -> None:
     start = time.perf_counter()
-    kernel = codegen.compile(EXAMPLE.read_text())
+    kernel = qopt.compile(EXAMPLE.read_text())
     compiled_in = time.perf_counter() - start
 
     rng = np.random.default_rng(0)
@@ -39,7 +39,7 @@ def main() -> None:
     packed, scale = kernel(x, dq)
 
     data = unpack_e2m1(packed, x.shape)
-    restored = codegen.dequantize(
+    restored = qopt.dequantize(
         data, scale, axis=1, block_size=16, double_quant_scale=dq, dtype="f32"
     )
     error = np.abs(restored - x.astype(np.float32))

@@ -1,4 +1,5 @@
-"""Test configuration: the numpy oracle and the IR evaluator live beside the tests.
+"""Test configuration. The numpy oracle and the IR evaluator live in ``tests.support``; the
+tests import ``qopt`` from the installed package (the source is under ``src/``).
 
 Hypothesis runs derandomized and without its example database when ``CI`` is set (as
 ``.ci/run`` does), so a CI run is reproducible and never depends on a failure stored by an
@@ -8,12 +9,11 @@ reproduce CI).
 """
 
 import os
-import sys
 
 from hypothesis import settings
 
-sys.path.insert(0, os.path.dirname(__file__))
-
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)

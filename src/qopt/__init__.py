@@ -1,0 +1,67 @@
+"""qopt: a compiler toolkit for quantization.
+
+The quant dialect (``qopt.qdialect``), its passes (``qopt.passes``) and a code generator
+for the lowered IR (``qopt.codegen``), behind one Python API and the ``qopt`` command.
+What every op computes, bit for bit, is in docs/semantics.md. The API (imported lazily, so
+``import qopt`` and ``qopt --help`` load neither xDSL's passes nor llvmlite):
+
+    qopt.quantize(x, scale, zero_point=None, *, dtype, axis=None, block_size=None,
+                  block_shape=None, saturate=True, rounding="nearest_even")
+    qopt.dequantize(q, scale, zero_point=None, *, axis=None, block_size=None,
+                    block_shape=None, dtype="f32")
+    qopt.requantize(q, in_scale, in_zero_point, out_scale, out_zero_point, *,
+                    axis=None, dtype=None)
+    qopt.dynamic_quantize(x, *, dtype, scale_dtype="f32", axis=None, block_size=None,
+                          block_shape=None, double_quant_scale=None, symmetric=True,
+                          scale_rounding="floor", eps=None)
+    qopt.fake_quantize(x, scale=None, zero_point=None, *, dtype, ...)
+    qopt.compile(module_or_text, *, target="cpu", arch=None)
+
+Arrays may be numpy arrays, torch tensors or other DLPack / ``__array__`` producers (torch
+in, torch out). Errors: ``TypeError`` / ``ValueError`` naming the argument for misuse, and
+``qopt.QuantError`` (a ``ValueError`` with a ``location``) for IR that does not parse,
+verify or translate.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("qopt")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+_API_NAMES = (
+    "quantize",
+    "dequantize",
+    "requantize",
+    "dynamic_quantize",
+    "fake_quantize",
+    "compile",
+    "set_kernel_cache_size",
+    "kernel_cache_size",
+    "clear_kernel_cache",
+)
+
+__all__ = [*_API_NAMES, "QuantError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API_NAMES:
+        from qopt import api
+
+        return getattr(api, name)
+    if name == "QuantError":
+        from qopt.errors import QuantError
+
+        return QuantError
+    raise AttributeError(f"module 'qopt' has no attribute '{name}'")
+
+
+_SUBPACKAGES = ("qdialect", "passes", "codegen", "api", "cli", "pipeline", "errors")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_SUBPACKAGES])

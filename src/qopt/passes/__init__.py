@@ -1,0 +1,59 @@
+"""Passes over the quant dialect: exact folding, lowering choice, lowering to arith/linalg.
+
+The registry maps each pass name to a lazy factory, so ``qopt --help`` imports no pass
+module; pass name = module name = FileCheck test name (``lower-quant`` <->
+``lower_quant.py`` <-> ``filecheck/passes/lower-quant.mlir``).
+"""
+
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _fold_quant() -> type[ModulePass]:
+    from qopt.passes.fold_quant import FoldQuantPass
+
+    return FoldQuantPass
+
+
+def _choose_quant_lowering() -> type[ModulePass]:
+    from qopt.passes.choose_quant_lowering import ChooseQuantLoweringPass
+
+    return ChooseQuantLoweringPass
+
+
+def _lower_quant() -> type[ModulePass]:
+    from qopt.passes.lower_quant import LowerQuantPass
+
+    return LowerQuantPass
+
+
+def _canonicalize() -> type[ModulePass]:
+    from xdsl.transforms.canonicalize import CanonicalizePass
+
+    return CanonicalizePass
+
+
+def _cse() -> type[ModulePass]:
+    from xdsl.transforms.common_subexpression_elimination import (
+        CommonSubexpressionElimination,
+    )
+
+    return CommonSubexpressionElimination
+
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "fold-quant": _fold_quant,
+    "choose-quant-lowering": _choose_quant_lowering,
+    "lower-quant": _lower_quant,
+    "canonicalize": _canonicalize,
+    "cse": _cse,
+}
+
+PASS_SUMMARIES: dict[str, str] = {
+    "fold-quant": "exact folds of q/dq pairs and requantize chains (SPEC section 4)",
+    "choose-quant-lowering": "annotate each op with its lowering: fused, composite or lut",
+    "lower-quant": "lower every quant op to func/arith/math/linalg/tensor",
+    "canonicalize": "xDSL's canonicalization patterns",
+    "cse": "common subexpression elimination",
+}

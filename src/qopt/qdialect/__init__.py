@@ -1,0 +1,46 @@
+"""The quant dialect: formats, granularity attributes and the quant ops (SPEC.md 1-3)."""
+
+from xdsl.ir import Dialect
+
+from qopt.qdialect.attrs import (
+    BlockAttr,
+    GranularityAttr,
+    PerAxisAttr,
+    PerBlockAttr,
+    PerTensorAttr,
+    PerTokenAttr,
+)
+from qopt.qdialect.ops import (
+    DequantizeOp,
+    DynamicQuantizeOp,
+    FakeQuantizeOp,
+    PackOp,
+    QuantizeOp,
+    QuantOp,
+    RequantizeOp,
+    UnpackOp,
+)
+
+Quant = Dialect(
+    "quant",
+    [QuantizeOp, DequantizeOp, RequantizeOp, DynamicQuantizeOp, FakeQuantizeOp, PackOp, UnpackOp],
+    [PerTensorAttr, PerAxisAttr, PerBlockAttr, BlockAttr, PerTokenAttr],
+)
+
+__all__ = [
+    "BlockAttr",
+    "DequantizeOp",
+    "DynamicQuantizeOp",
+    "FakeQuantizeOp",
+    "GranularityAttr",
+    "PackOp",
+    "PerAxisAttr",
+    "PerBlockAttr",
+    "PerTensorAttr",
+    "PerTokenAttr",
+    "Quant",
+    "QuantOp",
+    "QuantizeOp",
+    "RequantizeOp",
+    "UnpackOp",
+]
