@@ -117,8 +117,9 @@ def main() -> int:
         copy = lambda: cupy.cuda.runtime.memcpy(y.data.ptr, x.data.ptr, nbytes, 3)  # noqa: E731
         table.append(("copy D2D (cupy)", 2 * nbytes / timed(copy, sync, args.repeat)))
 
+    from qopt.ir.diagnostics import verify_module
     from qopt.passes.lower_quant import LowerQuantPass
-    from qopt.qdialect.diagnostics import make_context, parse_module, verify_module
+    from qopt.qdialect.context import make_context, parse_module
 
     for name, (text, moved) in cases(rows).items():
         module = parse_module(text, name)

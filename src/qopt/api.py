@@ -52,9 +52,10 @@ import ml_dtypes
 import numpy as np
 
 from qopt.errors import QuantError
+from qopt.ir.diagnostics import Diagnostic, verify_module
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import BlockAttr, PerAxisAttr, PerBlockAttr
-from qopt.qdialect.diagnostics import QuantDiagnostic, parse_module, verify_module
+from qopt.qdialect.context import parse_module
 
 __all__ = [
     "DEFAULT_KERNEL_CACHE_SIZE",
@@ -512,7 +513,7 @@ def clear_kernel_cache() -> None:
 def _lower(module: Any) -> Any:
     """The pipeline of ``qopt --lower-quant`` (lower-quant runs the lowering choice)."""
     from qopt.passes.lower_quant import LowerQuantPass
-    from qopt.qdialect.diagnostics import make_context
+    from qopt.qdialect.context import make_context
 
     LowerQuantPass().apply(make_context(), module)
     verify_module(module)
@@ -530,7 +531,7 @@ def _kernel_for(key: tuple, build_ir: Callable[[], str]) -> Callable[..., Any]:
             module = parse_module(build_ir(), "<api>")
             verify_module(module)
             kernel = compile_module(_lower(module))["main"]
-        except QuantDiagnostic as diagnostic:
+        except Diagnostic as diagnostic:
             raise QuantError(diagnostic.message) from None
         except TranslationError as err:
             raise QuantError(str(err)) from None
@@ -1052,7 +1053,7 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
     from xdsl.utils.exceptions import DiagnosticException, ParseError
 
     from qopt.codegen.translate import TranslationError
-    from qopt.qdialect.diagnostics import describe_location
+    from qopt.ir.diagnostics import describe_location
 
     if target not in ("cpu", "ptx"):
         raise ValueError(f"target must be 'cpu' or 'ptx', got {target!r}")
@@ -1073,7 +1074,7 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
         from qopt.codegen.jit import compile_module
 
         compiled = compile_module(module)
-    except QuantDiagnostic as diagnostic:
+    except Diagnostic as diagnostic:
         raise QuantError(diagnostic.message, diagnostic.location) from None
     except TranslationError as err:
         where = describe_location(err.op.location) if err.op is not None else None

@@ -32,16 +32,11 @@ from xdsl.utils.exceptions import ArgSpecParseError, PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from qopt.ir.diagnostics import Diagnostic, locate_op, verify_module
+from qopt.ir.printing import ExactPrinter
 from qopt.passes import PASS_SUMMARIES, PASSES
 from qopt.pipeline_checks import check_sizes, check_translatable
-from qopt.qdialect.diagnostics import (
-    DIALECT_FACTORIES,
-    QuantDiagnostic,
-    locate_op,
-    parse_module,
-    verify_module,
-)
-from qopt.qdialect.printing import ExactPrinter
+from qopt.qdialect.context import DIALECT_FACTORIES, parse_module
 
 
 class CommandLineError(Exception):
@@ -57,7 +52,7 @@ def _located_translation_errors() -> Iterator[None]:
         yield
     except TranslationError as err:
         where = locate_op(err.op) if err.op is not None else "<unknown>"
-        raise QuantDiagnostic(where, err.reason) from None
+        raise Diagnostic(where, err.reason) from None
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ class QoptMain(xDSLOptMain):
                     if target in TARGETS:
                         check_translatable(module, target)
                     output.write(self.output_resulting_program(module))
-                except QuantDiagnostic as diagnostic:
+                except Diagnostic as diagnostic:
                     if not self.args.verify_diagnostics:
                         raise
                     output.write(f"{diagnostic}\n")
@@ -255,7 +250,7 @@ def _read_text(filename: str, display_name: str) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise QuantDiagnostic(
+        raise Diagnostic(
             f"{display_name}:{line}:{column}", "the input is not UTF-8 text"
         ) from None
 
@@ -280,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         QoptMain(argv).run()
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
-    except QuantDiagnostic as diagnostic:
+    except Diagnostic as diagnostic:
         print(diagnostic, file=sys.stderr)
         return 1
     except CommandLineError as err:

@@ -16,7 +16,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Attribute, Operation
 
-from qopt.qdialect.diagnostics import QuantDiagnostic, locate_op
+from qopt.ir.diagnostics import Diagnostic, locate_op
 
 LOWERING_FLAG = "--lower-quant"
 MAX_ELEMENTS = 1 << 40
@@ -48,12 +48,12 @@ def check_sizes(module: Operation, *, static: bool) -> None:
                 continue
             if any(d < 0 for d in t.get_shape()):
                 if static:
-                    raise QuantDiagnostic(
+                    raise Diagnostic(
                         locate_op(op), f"dynamic shapes are not supported yet: {t}"
                     )
                 continue
             if (count := _element_count(t)) > MAX_ELEMENTS:
-                raise QuantDiagnostic(
+                raise Diagnostic(
                     locate_op(op),
                     f"{t} has {count} elements; qopt compiles tensors of at most "
                     f"2^40 = {MAX_ELEMENTS}",
@@ -64,7 +64,7 @@ def check_translatable(module: ModuleOp, target: str) -> None:
     """`module` is lowered IR that `-t target` can compile (see the module docstring)."""
     for op in module.walk():
         if op.name.startswith("quant."):
-            raise QuantDiagnostic(
+            raise Diagnostic(
                 locate_op(op),
                 f"{op.name} must be lowered before -t {target} (add {LOWERING_FLAG})",
             )
@@ -73,13 +73,13 @@ def check_translatable(module: ModuleOp, target: str) -> None:
             continue
         name = op.sym_name.data
         if not op.body.blocks:
-            raise QuantDiagnostic(
+            raise Diagnostic(
                 locate_op(op),
                 f"function @{name} has no body: -t {target} compiles function definitions",
             )
         last = op.body.blocks[-1].last_op
         if not isinstance(last, func.ReturnOp):
-            raise QuantDiagnostic(
+            raise Diagnostic(
                 locate_op(last or op), f"function @{name} does not end with func.return"
             )
     check_sizes(module, static=True)

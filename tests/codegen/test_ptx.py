@@ -18,8 +18,9 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp
 
 from qopt.codegen import ptx
+from qopt.ir.diagnostics import verify_module
 from qopt.passes.lower_quant import LowerQuantPass
-from qopt.qdialect.diagnostics import make_context, parse_module, verify_module
+from qopt.qdialect.context import make_context, parse_module
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ("sm_80", "sm_90")

@@ -25,7 +25,7 @@ from qopt.codegen.translate import (
     translate_to_llvm_ir,
 )
 from qopt.passes.lower_quant import LowerQuantPass
-from qopt.qdialect.diagnostics import make_context, parse_module
+from qopt.qdialect.context import make_context, parse_module
 
 QUANTIZE = """\
 func.func @quantize(%x: tensor<64x1000xf32>, %s: tensor<f32>) -> tensor<64x1000xi8> {

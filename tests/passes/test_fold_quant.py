@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import FileLineColLoc, FusedLoc, ModuleOp
 
+from qopt.ir.diagnostics import verify_module
 from qopt.passes import fold_quant
 from qopt.passes.fold_quant import FoldQuantPass
 from qopt.qdialect import RequantizeOp
-from qopt.qdialect.diagnostics import make_context, parse_module, verify_module
+from qopt.qdialect.context import make_context, parse_module
 from tests.support import oracle
 from tests.support.quant_eval import evaluate, find_function
 

@@ -144,7 +144,7 @@ def test_fold_quant_keeps_the_nan_code():
     from xdsl.parser import Parser
 
     from qopt.passes.fold_quant import FoldQuantPass
-    from qopt.qdialect.diagnostics import make_context
+    from qopt.qdialect.context import make_context
 
     ctx = make_context()
     folded = Parser(ctx, text).parse_module()

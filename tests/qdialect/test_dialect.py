@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, TensorType, f32, i8, i32
 
+from qopt.ir.diagnostics import Diagnostic, verify_module
+from qopt.ir.printing import ExactPrinter
 from qopt.qdialect import (
     BlockAttr,
     DequantizeOp,
@@ -19,8 +21,7 @@ from qopt.qdialect import (
     PerTokenAttr,
     QuantizeOp,
 )
-from qopt.qdialect.diagnostics import QuantDiagnostic, parse_module, verify_module
-from qopt.qdialect.printing import ExactPrinter
+from qopt.qdialect.context import parse_module
 
 
 def _print(op, generic: bool = False) -> str:
@@ -147,7 +148,7 @@ def test_verifier_error_is_located():
   %x = quant.dequantize %q scale(1.0) per_axis(3) : tensor<8xi8> -> tensor<8xf32>
   func.return %x : tensor<8xf32>
 }"""
-    with pytest.raises(QuantDiagnostic) as info:
+    with pytest.raises(Diagnostic) as info:
         verify_module(parse_module(text, "model.mlir"))
     assert str(info.value) == "model.mlir:2:3: error: axis 3 is out of range for data of rank 1"
 

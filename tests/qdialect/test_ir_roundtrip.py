@@ -3,7 +3,7 @@
 xDSL prints an f32 that needs 7-9 significant digits and has no fractional part
 (``8388608.0``, ``1234567.0``) as its bit pattern, ``0x4B000000``, and NaN / inf as
 their bits too. qopt's readers (the quant clauses, ``dense<...>`` through
-:class:`qdialect.diagnostics.ExactParser`, codegen's ``parse_lowered``) take that hex
+:class:`qopt.ir.parsing.ExactParser`, codegen's ``parse_lowered``) take that hex
 as bits. One limit is xDSL's, not qopt's: a float attribute holds a Python float, so a
 signaling NaN reads as the quiet NaN with the same payload (the bit 0x00400000 set);
 from then on it round-trips bit for bit as well. The IR is printed the way qopt prints it
@@ -23,8 +23,9 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FloatAttr
 from xdsl.ir import Operation
 
 from qopt.codegen.translate import parse_lowered
-from qopt.qdialect.diagnostics import QuantDiagnostic, parse_module, verify_module
-from qopt.qdialect.printing import print_ir
+from qopt.ir.diagnostics import Diagnostic, verify_module
+from qopt.ir.printing import print_ir
+from qopt.qdialect.context import parse_module
 
 # --------------------------------------------------------------------------------------
 # f32 bit patterns by class
@@ -217,7 +218,7 @@ def test_nan_and_inf_scales_are_rejected_with_a_location(literal: str, message: 
   %q = quant.quantize %x scale({literal}){granularity} : tensor<3xf32> -> tensor<3xi8>
   func.return %q : tensor<3xi8>
 }}"""
-    with pytest.raises(QuantDiagnostic) as info:
+    with pytest.raises(Diagnostic) as info:
         verify_module(parse_module(text, "s.mlir"))
     assert str(info.value).startswith("s.mlir:2:3: error: ")
     assert message in str(info.value)
@@ -237,7 +238,7 @@ def test_bad_hex_float_literals_are_located(literal: str, message: str) -> None:
         f"func.func @f(%x: tensor<1xf32>) -> tensor<1xi8> {{\n  %q = quant.quantize %x "
         f"scale({literal}) : tensor<1xf32> -> tensor<1xi8>\n  func.return %q : tensor<1xi8>\n}}",
     ):
-        with pytest.raises(QuantDiagnostic) as info:
+        with pytest.raises(Diagnostic) as info:
             parse_module(text, "h.mlir")
         assert str(info.value).startswith("h.mlir:2:")
         assert message in str(info.value)

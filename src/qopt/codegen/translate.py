@@ -89,7 +89,7 @@ from qopt.codegen.target import (
     with_data_layout,
 )
 from qopt.codegen.target import optimize as optimize_module
-from qopt.qdialect.diagnostics import ExactParser
+from qopt.ir.parsing import ExactParser
 
 __all__ = [
     "BufferSpec",

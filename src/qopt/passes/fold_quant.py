@@ -80,9 +80,9 @@ from xdsl.pattern_rewriter import (
     op_type_rewrite_pattern,
 )
 
+from qopt.ir.diagnostics import describe_location
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import GranularityAttr, PerAxisAttr, PerTensorAttr
-from qopt.qdialect.diagnostics import describe_location
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
 
 ENUMERATION_BUDGET = 1 << 22

@@ -87,6 +87,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.rewriter import InsertPoint
 
+from qopt.ir.diagnostics import Diagnostic, describe_location
 from qopt.passes.quant_math import (
     BodyBuilder,
     DequantizeParams,
@@ -119,7 +120,6 @@ from qopt.passes.quant_math import (
 )
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import GranularityAttr, PerAxisAttr, PerTensorAttr
-from qopt.qdialect.diagnostics import QuantDiagnostic, describe_location
 from qopt.qdialect.ops import (
     QUANT_OPS,
     DequantizeOp,
@@ -447,8 +447,8 @@ def lowering_of(op: Operation) -> str:
     return ChooseQuantLoweringPass().choose(op)
 
 
-def _fail(op: Operation, message: str) -> QuantDiagnostic:
-    return QuantDiagnostic(describe_location(op.location), message)
+def _fail(op: Operation, message: str) -> Diagnostic:
+    return Diagnostic(describe_location(op.location), message)
 
 
 def fused_loc(*ops: Operation) -> Attribute:

@@ -1,34 +1,28 @@
-"""Parsing with source locations, verification, and ``file:line:col: error:`` messages.
+"""Parsing MLIR text exactly, with a source location on every op.
 
 xDSL's parser leaves ``loc(unknown)`` on ops parsed from the custom form; the driver and
 the tests need every op to know where it came from, so :class:`LocatingParser` records a
-``FileLineColLoc`` for each op it parses. :func:`verify_module` then turns the first
-verifier failure into a :class:`QuantDiagnostic` that prints like mlir-opt does:
-
-    input.mlir:3:8: error: axis 2 is out of range for data of rank 2
-
-Every input a user can write ends in such a line, never in a Python exception:
+``FileLineColLoc`` for each op it parses. Every input a user can write ends in a located
+:class:`~qopt.ir.diagnostics.Diagnostic`, never in a Python exception:
 :func:`scan_source` rejects what xDSL's lexer handles badly (an unterminated string
 literal makes its string regex backtrack exponentially; Python refuses to convert integer
-literals of more than 4300 digits), :class:`ExactParser` (the base of
-:class:`LocatingParser`; codegen's ``parse_lowered`` uses it too) turns the exceptions
-xDSL raises while building attributes (``OverflowError``, ``VerifyException``, ...) into
+literals of more than 4300 digits), and :class:`ExactParser` (the base of
+:class:`LocatingParser`; codegen reads lowered IR with it too) turns the exceptions xDSL
+raises while building attributes (``OverflowError``, ``VerifyException``, ...) into
 located parse errors, refuses literals beyond their type and huge ``dense<...>`` splats,
 and reads hexadecimal float literals in ``dense<...>`` as bit patterns (xDSL converts
-``0x4B000000`` to the number 1258291200), and
-:func:`verify_module` adds the checks xDSL's verifier leaves out (a value used before its
-definition, a symbol defined twice).
+``0x4B000000`` to the number 1258291200). Nothing here knows a dialect: the caller passes
+the context.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, linalg, math, scf, tensor
 from xdsl.dialects.builtin import (
     AnyFloat,
     FileLineColLoc,
@@ -38,74 +32,12 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     StringAttr,
 )
-from xdsl.ir import Attribute, Block, BlockArgument, Dialect, Operation, OpResult
+from xdsl.ir import Operation
 from xdsl.parser import Parser
-from xdsl.traits import SymbolTable
-from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.exceptions import ParseError
 from xdsl.utils.lexer import Span
 
-DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
-    "builtin": lambda: builtin.Builtin,
-    "func": lambda: func.Func,
-    "arith": lambda: arith.Arith,
-    "math": lambda: math.Math,
-    "linalg": lambda: linalg.Linalg,
-    "tensor": lambda: tensor.Tensor,
-    "scf": lambda: scf.Scf,
-}
-
-
-def _quant_dialect() -> Dialect:
-    from qopt.qdialect import Quant
-
-    return Quant
-
-
-DIALECT_FACTORIES["quant"] = _quant_dialect
-
-
-def make_context() -> Context:
-    """A context with every dialect qopt reads or writes, loaded lazily."""
-    ctx = Context()
-    for name, factory in DIALECT_FACTORIES.items():
-        ctx.register_dialect(name, factory)
-    return ctx
-
-
-class QuantDiagnostic(Exception):
-    """An error tied to a source location; ``str()`` is the mlir-opt style line."""
-
-    def __init__(self, location: str, message: str):
-        super().__init__(f"{location}: error: {message}")
-        self.location = location
-        self.message = message
-
-
-def describe_location(loc: Attribute | None, fallback: str = "<unknown>") -> str:
-    """``file:line:col`` of a location attribute (the first file location of a fused one)."""
-    if isinstance(loc, FileLineColLoc):
-        return f"{loc.filename.data}:{loc.line.data}:{loc.column.data}"
-    if isinstance(loc, FusedLoc):
-        for inner in loc.locations.data:
-            text = describe_location(inner, "")
-            if text:
-                return text
-    return fallback
-
-
-def locate_op(op: Operation) -> str:
-    """``file:line:col`` of `op`, else of its nearest located ancestor or first located
-    descendant (the implicit module, ops a rewrite built without a location)."""
-    parent: Operation | None = op
-    while parent is not None:
-        if text := describe_location(parent.location, ""):
-            return text
-        parent = parent.parent_op()
-    for inner in op.walk():
-        if text := describe_location(inner.location, ""):
-            return text
-    return "<unknown>"
-
+from qopt.ir.diagnostics import BUILD_FAILURES, Diagnostic, failure_message
 
 # --------------------------------------------------------------------------------------
 # Before the lexer
@@ -168,30 +100,11 @@ def scan_source(text: str, filename: str, line_offset: int = 0) -> None:
             continue
         if (found := _scan_line(line, limit)) is not None:
             column, message = found
-            raise QuantDiagnostic(f"{filename}:{number + line_offset}:{column + 1}", message)
+            raise Diagnostic(f"{filename}:{number + line_offset}:{column + 1}", message)
 
 
 # --------------------------------------------------------------------------------------
 # The parser
-
-_BUILD_FAILURES = (
-    VerifyException,
-    ValueError,
-    OverflowError,
-    TypeError,
-    IndexError,
-    KeyError,
-    NotImplementedError,
-    AssertionError,
-)
-"""What xDSL raises, instead of a ParseError, when it builds an attribute or an op from
-a well-formed but meaningless text (an i8 of 300, an f32 of 3.5e38, a wrong arity)."""
-
-
-def _failure_message(err: Exception) -> str:
-    text = str(err.args[0]) if err.args else ""
-    text = text.removeprefix("Operation does not verify: ")
-    return text or type(err).__name__
 
 
 @dataclass
@@ -227,14 +140,14 @@ class ExactParser(Parser):
         start = self._current_token.span
         try:
             return super().parse_operation()
-        except _BUILD_FAILURES as err:
-            raise ParseError(start, _failure_message(err)) from None
+        except BUILD_FAILURES as err:
+            raise ParseError(start, failure_message(err)) from None
 
     def parse_optional_builtin_int_or_float_attr(self):
         start = self._current_token.span
         try:
             attr = super().parse_optional_builtin_int_or_float_attr()
-        except _BUILD_FAILURES as err:
+        except BUILD_FAILURES as err:
             raise ParseError(start, _literal_message(err, self._text_since(start))) from None
         if not isinstance(attr, FloatAttr):
             return attr
@@ -253,7 +166,7 @@ class ExactParser(Parser):
             _check_dense_size(type.get_shape(), start)
         try:
             return super().parse_dense_int_or_fp_elements_attr(type)
-        except _BUILD_FAILURES as err:
+        except BUILD_FAILURES as err:
             message = _literal_message(err)
             if isinstance(err, OverflowError):
                 type_name = self._text_since(start).rpartition(":")[2].strip()
@@ -327,23 +240,21 @@ def _literal_message(err: Exception, text: str = "") -> str:
         if literal.strip() and type_name.strip():
             return f"number {literal.strip()} is out of range for {type_name.strip()}"
         return "number out of range for its type"
-    return _failure_message(err)
+    return failure_message(err)
 
 
 def parse_module(
     text: str, filename: str = "<input>", ctx: Context | None = None, line_offset: int = 0
 ) -> ModuleOp:
-    """Parse (not verify) MLIR text; raise QuantDiagnostic for a syntax error."""
+    """Parse (not verify) MLIR text; raise Diagnostic for a syntax error."""
     scan_source(text, filename, line_offset)
     parser: LocatingParser | None = None
     try:
-        parser = LocatingParser(ctx or make_context(), text, filename)
+        parser = LocatingParser(ctx, text, filename)
         module = parser.parse_module()
     except ParseError as err:
         where = err.span.get_location()
-        raise QuantDiagnostic(
-            f"{where.file}:{where.line + line_offset}:{where.col}", err.msg
-        ) from None
+        raise Diagnostic(f"{where.file}:{where.line + line_offset}:{where.col}", err.msg) from None
     except RecursionError:
         where = parser._current_token.span.get_location() if parser is not None else None
         location = (
@@ -351,7 +262,7 @@ def parse_module(
             if where is not None
             else f"{filename}:{1 + line_offset}:1"
         )
-        raise QuantDiagnostic(location, "the input is nested too deeply") from None
+        raise Diagnostic(location, "the input is nested too deeply") from None
     if not isinstance(module.location, FileLineColLoc | FusedLoc):
         module.location = FileLineColLoc(StringAttr(filename), IntAttr(1), IntAttr(1))
     if line_offset:
@@ -362,86 +273,3 @@ def parse_module(
                     loc.filename, IntAttr(loc.line.data + line_offset), loc.column
                 )
     return module
-
-
-# --------------------------------------------------------------------------------------
-# Verification
-
-_VERIFY_FAILURES = (VerifyException, *_BUILD_FAILURES)
-
-
-def verify_module(module: Operation) -> None:
-    """Verify every op; the first failure becomes a located QuantDiagnostic."""
-    positions = _block_positions(module)
-    for op in module.walk():
-        _check_symbols(op)
-        try:
-            op.verify(verify_nested_ops=False)
-        except _VERIFY_FAILURES as err:
-            raise QuantDiagnostic(locate_op(op), _failure_message(err)) from None
-        _check_uses(op, positions)
-
-
-def _block_positions(module: Operation) -> dict[Operation, int]:
-    positions: dict[Operation, int] = {}
-    for op in module.walk():
-        for region in op.regions:
-            for block in region.blocks:
-                for index, inner in enumerate(block.ops):
-                    positions[inner] = index
-    return positions
-
-
-def _ancestor_in(block: Block, op: Operation) -> Operation | None:
-    """`op` or the ancestor of `op` that sits directly in `block`."""
-    current: Operation | None = op
-    while current is not None and current.parent_block() is not block:
-        current = current.parent_op()
-    return current
-
-
-def _defined_before(value: object, op: Operation, positions: dict[Operation, int]) -> bool:
-    if isinstance(value, BlockArgument):
-        return _ancestor_in(value.block, op) is not None
-    if not isinstance(value, OpResult) or (block := value.op.parent_block()) is None:
-        return True
-    user = _ancestor_in(block, op)
-    if user is None:
-        # Another block of the same region: dominance across blocks is not checked here.
-        region = block.parent
-        ancestor: Operation | None = op
-        while ancestor is not None:
-            if ancestor.parent_region() is region:
-                return True
-            ancestor = ancestor.parent_op()
-        return False
-    return positions.get(user, 0) > positions.get(value.op, 0)
-
-
-def _check_uses(op: Operation, positions: dict[Operation, int]) -> None:
-    """Every operand is defined before its use (xDSL does not check dominance)."""
-    for index, value in enumerate(op.operands):
-        if _defined_before(value, op, positions):
-            continue
-        name = f"%{value.name_hint}" if value.name_hint else f"#{index}"
-        raise QuantDiagnostic(
-            locate_op(op),
-            f"operand {name} of {op.name} is used before its definition "
-            "(its definition does not dominate this use)",
-        )
-
-
-def _check_symbols(op: Operation) -> None:
-    """No two ops of one symbol table share a name (xDSL reports it at the module)."""
-    if not op.regions or len(op.regions[0].blocks) != 1:
-        return
-    if not op.has_trait(SymbolTable):
-        return
-    seen: set[str] = set()
-    for inner in op.regions[0].blocks[0].ops:
-        name = inner.properties.get("sym_name") or inner.attributes.get("sym_name")
-        if not isinstance(name, StringAttr):
-            continue
-        if name.data in seen:
-            raise QuantDiagnostic(locate_op(inner), f"redefinition of symbol '{name.data}'")
-        seen.add(name.data)
