@@ -35,7 +35,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 from qopt.ir.diagnostics import Diagnostic, locate_op, verify_module
 from qopt.ir.printing import ExactPrinter
 from qopt.passes import PASS_SUMMARIES, PASSES
-from qopt.pipeline_checks import check_sizes, check_translatable
+from qopt.pipeline import check_sizes, check_translatable
 from qopt.qdialect.context import DIALECT_FACTORIES, parse_module
 
 
@@ -151,11 +151,28 @@ class _PassFlag(argparse.Action):
         namespace.pass_flags = flags
 
 
+def version_text() -> str:
+    """``qopt --version``: qopt's version and those of the libraries it builds on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"qopt {of('qopt')} (xdsl {of('xdsl')}, llvmlite {of('llvmlite')})"
+
+
 class QoptMain(xDSLOptMain):
     """xDSL's opt driver with qopt's dialects, passes, targets and diagnostics."""
 
     def __init__(self, args: Sequence[str] | None = None):
-        super().__init__(description="qopt: the quantization compiler driver", args=args)
+        super().__init__(
+            description="qopt: the quantization compiler driver. What each quant op computes, "
+            "bit for bit, is in docs/semantics.md.",
+            args=args,
+        )
 
     def register_all_dialects(self) -> None:
         for name, factory in DIALECT_FACTORIES.items():
@@ -175,6 +192,9 @@ class QoptMain(xDSLOptMain):
         for action in arg_parser._actions:
             if action.dest == "target":
                 action.help = TARGET_HELP
+            if action.dest == "version":
+                action.version_format = version_text().replace("{", "{{").replace("}", "}}")
+                action.help = "print qopt's version (and xDSL's, llvmlite's) and exit"
         group = arg_parser.add_argument_group("passes (run in command-line order, after -p)")
         for name in PASSES:
             group.add_argument(
@@ -250,9 +270,7 @@ def _read_text(filename: str, display_name: str) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise Diagnostic(
-            f"{display_name}:{line}:{column}", "the input is not UTF-8 text"
-        ) from None
+        raise Diagnostic(f"{display_name}:{line}:{column}", "the input is not UTF-8 text") from None
 
 
 def _open_output(filename: str) -> IO[str]:

@@ -1,10 +1,11 @@
-"""Checks the driver runs before a stage that cannot take a module, with located errors.
+"""The one pipeline from quant IR to machine code: parse -> verify -> passes -> lower ->
+translate. The ``qopt`` driver runs its stages one by one (each printable); the Python API
+runs them all through :func:`load`, :func:`lower` and :func:`compile_lowered`.
 
-Codegen translates the lowered IR only (arith / math / linalg / tensor in ``func.func``
-definitions of static shape); lower-quant handles static shapes only, and no pass
-tensors beyond MAX_ELEMENTS. Rather than let
-those stages fail inside (``TranslationError: unsupported op 'quant.quantize' at function
-level``), the driver asks here first and names what to do:
+Before a stage that cannot take a module, the checks here give a located error that says
+what to do, rather than letting the stage fail inside. Codegen translates the lowered IR
+only (arith / math / linalg / tensor in ``func.func`` definitions of static shape);
+lower-quant handles static shapes only, and no pass takes tensors beyond MAX_ELEMENTS:
 
     model.mlir:3:8: error: quant.quantize must be lowered before -t llvm (add --lower-quant)
     model.mlir:1:1: error: dynamic shapes are not supported yet: tensor<?x64xf32>
@@ -12,11 +13,14 @@ level``), the driver asks here first and names what to do:
 
 from __future__ import annotations
 
+from typing import Any
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Attribute, Operation
 
-from qopt.ir.diagnostics import Diagnostic, locate_op
+from qopt.ir.diagnostics import Diagnostic, locate_op, verify_module
+from qopt.qdialect.context import make_context, parse_module
 
 LOWERING_FLAG = "--lower-quant"
 MAX_ELEMENTS = 1 << 40
@@ -48,9 +52,7 @@ def check_sizes(module: Operation, *, static: bool) -> None:
                 continue
             if any(d < 0 for d in t.get_shape()):
                 if static:
-                    raise Diagnostic(
-                        locate_op(op), f"dynamic shapes are not supported yet: {t}"
-                    )
+                    raise Diagnostic(locate_op(op), f"dynamic shapes are not supported yet: {t}")
                 continue
             if (count := _element_count(t)) > MAX_ELEMENTS:
                 raise Diagnostic(
@@ -83,3 +85,38 @@ def check_translatable(module: ModuleOp, target: str) -> None:
                 locate_op(last or op), f"function @{name} does not end with func.return"
             )
     check_sizes(module, static=True)
+
+
+# --------------------------------------------------------------------------------------
+# The stages, for the API
+
+
+def load(text: str, filename: str = "<input>") -> ModuleOp:
+    """Parse and verify quant IR text; errors are located Diagnostics."""
+    module = parse_module(text, filename)
+    verify_module(module)
+    return module
+
+
+def lower(module: ModuleOp, target: str = "cpu") -> ModuleOp:
+    """`module` lowered in place by lower-quant (which chooses each op's lowering as
+    choose-quant-lowering's default does), verified and checked for codegen."""
+    from qopt.passes.lower_quant import LowerQuantPass
+
+    check_sizes(module, static=True)
+    LowerQuantPass().apply(make_context(), module)
+    verify_module(module)
+    check_translatable(module, target)
+    return module
+
+
+def compile_lowered(module: ModuleOp, *, target: str = "cpu", arch: str | None = None) -> Any:
+    """Machine code for lowered IR: the CPU JIT's compiled module (kernels by function
+    name), or the PTX module for ``target="ptx"``."""
+    if target == "ptx":
+        from qopt.codegen.ptx import compile_ptx
+
+        return compile_ptx(module, arch=arch or "sm_90")
+    from qopt.codegen.jit import compile_module
+
+    return compile_module(module)
