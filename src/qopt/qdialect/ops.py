@@ -16,6 +16,7 @@ granularity is a property (attrs.py). The custom form is described in syntax.py:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
@@ -24,11 +25,10 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
     IntegerType,
-    Signedness,
     StringAttr,
     TypeAttribute,
 )
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -50,10 +50,12 @@ from qopt.qdialect.attrs import GranularityAttr, PerTensorAttr
 from qopt.qdialect.syntax import (
     BoolClause,
     Clause,
+    ClauseFields,
     ClauseOp,
     FloatClause,
     GranularityClause,
     GroupClause,
+    ParamArg,
     ParamClause,
     RangeClause,
     StringClause,
@@ -66,6 +68,8 @@ _ZERO_POINT = ParamClause("zero_point", "zero_point", integer=True)
 _MINVAL = ParamClause("minval", "minval")
 _DOUBLE_QUANT = ParamClause("double_quant", "double_quant")
 _ROUNDING = StringClause("rounding", "rounding", "nearest_even")
+ROUNDING_MODES = v.ROUNDING_MODES
+"""The values of ``rounding(...)``, the default first (one table: verifiers.py)."""
 _SATURATE = BoolClause("saturate", "saturate", True)
 _REQUANT_PARAMS = (_SCALE, _ZERO_POINT, GranularityClause())
 
@@ -198,6 +202,30 @@ class QuantizeOp(QuantOp):
     )
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ("scale", "zero_point", "minval")
 
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        result_type: Attribute,
+        *,
+        scale: ParamArg,
+        zero_point: ParamArg = None,
+        minval: ParamArg = None,
+        granularity: GranularityAttr | None = None,
+        rounding: str | None = None,
+        storage_range: tuple[int, int] | None = None,
+        saturate: bool | None = None,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        fields = ClauseFields()
+        fields.param("scale", scale)
+        fields.param("zero_point", zero_point, integer=True)
+        fields.param("minval", minval)
+        fields.granularity("granularity", granularity)
+        fields.string("rounding", rounding)
+        fields.range(storage_range)
+        fields.boolean("saturate", saturate)
+        self.init_fields(input, [result_type], fields, attributes)
+
     def verify_(self) -> None:
         expressed = v.element_type(self.input.type)
         storage = v.element_type(self.result.type)
@@ -241,6 +269,28 @@ class DequantizeOp(QuantOp):
         RangeClause(),
     )
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ("scale", "zero_point", "minval", "double_quant")
+
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        result_type: Attribute,
+        *,
+        scale: ParamArg,
+        zero_point: ParamArg = None,
+        minval: ParamArg = None,
+        double_quant: ParamArg = None,
+        granularity: GranularityAttr | None = None,
+        storage_range: tuple[int, int] | None = None,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        fields = ClauseFields()
+        fields.param("scale", scale)
+        fields.param("zero_point", zero_point, integer=True)
+        fields.param("minval", minval)
+        fields.param("double_quant", double_quant)
+        fields.granularity("granularity", granularity)
+        fields.range(storage_range)
+        self.init_fields(input, [result_type], fields, attributes)
 
     def verify_(self) -> None:
         storage = v.element_type(self.input.type)
@@ -306,6 +356,38 @@ class RequantizeOp(QuantOp):
         "out_zero_point",
     )
 
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        result_type: Attribute,
+        *,
+        in_scale: ParamArg,
+        out_scale: ParamArg,
+        in_zero_point: ParamArg = None,
+        out_zero_point: ParamArg = None,
+        in_granularity: GranularityAttr | None = None,
+        out_granularity: GranularityAttr | None = None,
+        rounding: str | None = None,
+        storage_range: tuple[int, int] | None = None,
+        in_storage_range: tuple[int, int] | None = None,
+        saturate: bool | None = None,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        """``storage_range`` narrows the result; ``in_storage_range`` (no custom syntax,
+        generic form only) the input."""
+        fields = ClauseFields()
+        fields.param("in_scale", in_scale)
+        fields.param("in_zero_point", in_zero_point, integer=True)
+        fields.granularity("in_granularity", in_granularity)
+        fields.param("out_scale", out_scale)
+        fields.param("out_zero_point", out_zero_point, integer=True)
+        fields.granularity("out_granularity", out_granularity)
+        fields.string("rounding", rounding)
+        fields.range(storage_range)
+        fields.range(in_storage_range, "in_")
+        fields.boolean("saturate", saturate)
+        self.init_fields(input, [result_type], fields, attributes)
+
     def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
         if prefix == "in_":
             return self.storage_bounds_in(storage)
@@ -332,7 +414,7 @@ class RequantizeOp(QuantOp):
         self._verify_params("out_", shape, out_storage)
 
 
-SCALE_ROUNDING_MODES = ("floor", "rceil")
+SCALE_ROUNDING_MODES = v.SCALE_ROUNDING_MODES
 ZERO_POINT_DOMAINS = ("int", "float", "none")
 
 
@@ -373,6 +455,35 @@ class DynamicQuantizeOp(QuantOp):
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ("double_quant",)
     RESULT_COUNTS: ClassVar[tuple[int, ...]] = (2, 3)
 
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        data_type: Attribute,
+        scale_type: Attribute,
+        zero_point_type: Attribute | None = None,
+        *,
+        granularity: GranularityAttr | None = None,
+        double_quant: ParamArg = None,
+        scale_rounding: str | None = None,
+        symmetric: bool | None = None,
+        eps: float | None = None,
+        storage_range: tuple[int, int] | None = None,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        """Results: data, scale and, when ``zero_point_type`` is given, the zero point;
+        ``symmetric`` defaults to whether there is no zero point result."""
+        if symmetric is None and zero_point_type is not None:
+            symmetric = False
+        fields = ClauseFields()
+        fields.granularity("granularity", granularity)
+        fields.param("double_quant", double_quant)
+        fields.string("scale_rounding", scale_rounding)
+        fields.boolean("symmetric", symmetric)
+        fields.f32("eps", eps)
+        fields.range(storage_range)
+        zero_point = [] if zero_point_type is None else [zero_point_type]
+        self.init_fields(input, [data_type, scale_type, zero_point], fields, attributes)
+
     @classmethod
     def shape_result_types(cls, types: list[Attribute]) -> list[Attribute | list[Attribute]]:
         return [types[0], types[1], types[2:]]
@@ -390,29 +501,13 @@ class DynamicQuantizeOp(QuantOp):
         shape = v.shape_of(self.input.type)
         granularity = self.granularity_of()
         v.check_granularity(granularity, shape)
-        scale_type = v.element_type(self.scale.type)
-        scale_name = formats.type_name(scale_type)
-        if not formats.is_scale(scale_type):
-            raise VerifyException(
-                "scale element type must be one of f32, f16, bf16, f8E4M3FN, f8E8M0FNU, "
-                f"got {scale_type}"
-            )
-        if scale_name in ("f8E4M3FN", "f8E8M0FNU") and not formats.is_float_storage(storage):
-            raise VerifyException(
-                f"scale format {scale_name} needs float data storage, got {storage}"
-            )
+        v.check_dynamic_scale(
+            v.element_type(self.scale.type),
+            storage,
+            self.scale_rounding,
+            self.param("double_quant") is not None,
+        )
         v.check_param_shape("scale", self.scale, None, granularity, shape)
-        rounding = self.prop_str("scale_rounding", "floor")
-        if rounding not in SCALE_ROUNDING_MODES:
-            raise VerifyException(f"scale_rounding must be floor or rceil, got '{rounding}'")
-        if self.scale_rounding is not None and scale_name != "f8E8M0FNU":
-            raise VerifyException(
-                f"scale_rounding applies to f8E8M0FNU scales only, the scale is {scale_name}"
-            )
-        if self.param("double_quant") is not None and scale_name != "f8E4M3FN":
-            raise VerifyException(
-                f"a double quant scale needs f8E4M3FN block scales, the scale is {scale_name}"
-            )
         _verify_double_quant(self)
         v.check_eps(self.prop_float("eps"))
         if not self.is_symmetric and not isinstance(storage, IntegerType):
@@ -478,6 +573,36 @@ class FakeQuantizeOp(QuantOp):
     )
     OPERAND_ORDER: ClassVar[tuple[str, ...]] = ("scale", "zero_point")
 
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        storage_type: Attribute,
+        *,
+        scale: ParamArg = None,
+        zero_point: ParamArg = None,
+        granularity: GranularityAttr | None = None,
+        rounding: str | None = None,
+        symmetric: bool | None = None,
+        eps: float | None = None,
+        scale_type: Attribute | None = None,
+        zero_point_domain: str | None = None,
+        storage_range: tuple[int, int] | None = None,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        """The result has the input's type; no ``scale``: dynamic."""
+        fields = ClauseFields()
+        fields.type("storage_type", storage_type)
+        fields.param("scale", scale)
+        fields.param("zero_point", zero_point, integer=True)
+        fields.granularity("granularity", granularity)
+        fields.string("rounding", rounding)
+        fields.boolean("symmetric", symmetric)
+        fields.f32("eps", eps)
+        fields.type("scale_type", scale_type)
+        fields.string("zero_point_domain", zero_point_domain)
+        fields.range(storage_range)
+        self.init_fields(input, [SSAValue.get(input).type], fields, attributes)
+
     @property
     def is_dynamic(self) -> bool:
         return self.param("scale") is None
@@ -515,31 +640,13 @@ class PackingOp(IRDLOperation):
 
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
-    @staticmethod
-    def check_pair(codes_type: Attribute, bytes_type: Attribute) -> None:
-        element = v.element_type(codes_type)
-        v.check_storage(element, "packed element")
-        width = formats.bit_width(element)
-        if width not in (2, 4):
-            raise VerifyException(
-                f"packing needs a 4-bit or 2-bit element type, got {element} ({width} bits)"
-            )
-        packed = v.element_type(bytes_type)
-        if packed != IntegerType(8, Signedness.UNSIGNED):
-            raise VerifyException(f"packed bytes must be ui8, got {packed}")
-        count = 1
-        for n in v.shape_of(codes_type):
-            count *= n
-        per_byte = 8 // width
-        expected = -(-count // per_byte)
-        have = 1
-        for n in v.shape_of(bytes_type):
-            have *= n
-        if have != expected:
-            raise VerifyException(
-                f"{count} {formats.type_name(element)} codes pack into {expected} bytes, "
-                f"but the packed tensor has {have}"
-            )
+    def __init__(
+        self,
+        input: SSAValue | Operation,
+        result_type: Attribute,
+        attributes: Mapping[str, Attribute] | None = None,
+    ):
+        super().__init__(operands=[input], result_types=[result_type], attributes=attributes)
 
 
 @irdl_op_definition
@@ -552,7 +659,7 @@ class PackOp(PackingOp):
     traits = traits_def(Pure())
 
     def verify_(self) -> None:
-        self.check_pair(self.input.type, self.result.type)
+        v.check_packed_pair(self.input.type, self.result.type)
 
 
 @irdl_op_definition
@@ -565,7 +672,7 @@ class UnpackOp(PackingOp):
     traits = traits_def(Pure())
 
     def verify_(self) -> None:
-        self.check_pair(self.result.type, self.input.type)
+        v.check_packed_pair(self.result.type, self.input.type)
 
 
 QUANT_OPS: tuple[type[QuantOp], ...] = (

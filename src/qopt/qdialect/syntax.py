@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from typing import ClassVar
@@ -41,7 +41,7 @@ from xdsl.dialects.builtin import (
     f32,
     i32,
 )
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import IRDLOperation
 from xdsl.parser import Parser, UnresolvedOperand
 from xdsl.printer import Printer
@@ -359,6 +359,68 @@ def _parse_clauses(
         by_keyword[keyword].parse(parser, state)
 
 
+ParamArg = SSAValue | Operation | float | Attribute | None
+"""A parameter given to an op constructor: an SSA value, a number or a constant attribute."""
+
+
+@dataclass
+class ClauseFields:
+    """Operands and properties for a quant op constructor, set as the clause parser sets them.
+
+    Each method mirrors one clause's ``parse``: a value of None leaves the property out,
+    as an absent clause does. Call them in the op's clause order so that the properties
+    appear in the order a parse of the printed op gives (the generic form shows it).
+    """
+
+    operands: dict[str, SSAValue] = field(default_factory=dict)
+    properties: dict[str, Attribute] = field(default_factory=dict)
+
+    def param(self, name: str, value: ParamArg, *, integer: bool = False) -> None:
+        """Operand ``name`` or constant ``name_const`` (as :class:`ParamClause`)."""
+        match value:
+            case None:
+                return
+            case SSAValue() | Operation():
+                self.operands[name] = SSAValue.get(value)
+            case Attribute():
+                self.properties[f"{name}_const"] = value
+            case bool():
+                raise TypeError(f"{name} must be a value, a number or an attribute, got {value}")
+            case int() if integer:
+                self.properties[f"{name}_const"] = IntegerAttr(value, 32)
+            case int() | float():
+                self.properties[f"{name}_const"] = f32_attr(value)
+            case _:
+                raise TypeError(f"{name} must be a value, a number or an attribute, got {value!r}")
+
+    def granularity(self, name: str, value: GranularityAttr | None) -> None:
+        if value is not None:
+            self.properties[name] = value
+
+    def string(self, name: str, value: str | None) -> None:
+        if value is not None:
+            self.properties[name] = StringAttr(value)
+
+    def boolean(self, name: str, value: bool | None) -> None:
+        if value is not None:
+            self.properties[name] = BoolAttr.from_bool(value)
+
+    def f32(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.properties[name] = f32_attr(value)
+
+    def type(self, name: str, value: Attribute | None) -> None:
+        if value is not None:
+            self.properties[name] = value
+
+    def range(self, value: tuple[int, int] | None, prefix: str = "") -> None:
+        """``range(lo, hi)``: i64 ``storage_min`` / ``storage_max``."""
+        if value is not None:
+            lo, hi = value
+            self.properties[f"{prefix}storage_min"] = IntegerAttr(lo, 64)
+            self.properties[f"{prefix}storage_max"] = IntegerAttr(hi, 64)
+
+
 class ClauseOp(IRDLOperation):
     """Base of the quant ops that use the clause syntax of this module."""
 
@@ -404,6 +466,26 @@ class ClauseOp(IRDLOperation):
             attributes=attributes,
         )
         return op
+
+    def init_fields(
+        self,
+        input: SSAValue | Operation,
+        result_types: Sequence[Attribute | Sequence[Attribute]],
+        fields: ClauseFields,
+        attributes: Mapping[str, Attribute] | None = None,
+    ) -> None:
+        """The constructors' common end: operands in :attr:`OPERAND_ORDER`, as ``parse``."""
+        operands: list[SSAValue | Operation | list[SSAValue]] = [input]
+        for name in self.OPERAND_ORDER:
+            operand = fields.operands.get(name)
+            operands.append([] if operand is None else [operand])
+        IRDLOperation.__init__(
+            self,
+            operands=operands,
+            result_types=result_types,
+            properties=fields.properties,
+            attributes=attributes,
+        )
 
     @classmethod
     def shape_result_types(cls, types: list[Attribute]) -> list[Attribute | list[Attribute]]:

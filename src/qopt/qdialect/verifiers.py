@@ -15,6 +15,8 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    Signedness,
+    StringAttr,
     TensorType,
 )
 from xdsl.ir import Attribute, SSAValue
@@ -205,3 +207,57 @@ def check_zero_point(
                 f"{name} {value:g} is outside the storage range [{bounds[0]}, {bounds[1]}] "
                 f"of {formats.type_name(storage)}"
             )
+
+
+SCALE_ROUNDING_MODES = ("floor", "rceil")
+"""The values of dynamic_quantize's ``scale_rounding(...)``, the default first."""
+
+
+def check_dynamic_scale(
+    scale_type: Attribute,
+    storage: Attribute,
+    scale_rounding: StringAttr | None,
+    has_double_quant: bool,
+) -> None:
+    """The scale format of dynamic_quantize and the options that depend on it."""
+    scale_name = formats.type_name(scale_type)
+    if not formats.is_scale(scale_type):
+        raise VerifyException(
+            "scale element type must be one of f32, f16, bf16, f8E4M3FN, f8E8M0FNU, "
+            f"got {scale_type}"
+        )
+    if scale_name in ("f8E4M3FN", "f8E8M0FNU") and not formats.is_float_storage(storage):
+        raise VerifyException(f"scale format {scale_name} needs float data storage, got {storage}")
+    rounding = SCALE_ROUNDING_MODES[0] if scale_rounding is None else scale_rounding.data
+    if rounding not in SCALE_ROUNDING_MODES:
+        raise VerifyException(f"scale_rounding must be floor or rceil, got '{rounding}'")
+    if scale_rounding is not None and scale_name != "f8E8M0FNU":
+        raise VerifyException(
+            f"scale_rounding applies to f8E8M0FNU scales only, the scale is {scale_name}"
+        )
+    if has_double_quant and scale_name != "f8E4M3FN":
+        raise VerifyException(
+            f"a double quant scale needs f8E4M3FN block scales, the scale is {scale_name}"
+        )
+
+
+def check_packed_pair(codes_type: Attribute, bytes_type: Attribute) -> None:
+    """pack / unpack: 4-bit or 2-bit codes and the ui8 bytes that hold them (SPEC 1)."""
+    element = element_type(codes_type)
+    check_storage(element, "packed element")
+    width = formats.bit_width(element)
+    if width not in (2, 4):
+        raise VerifyException(
+            f"packing needs a 4-bit or 2-bit element type, got {element} ({width} bits)"
+        )
+    packed = element_type(bytes_type)
+    if packed != IntegerType(8, Signedness.UNSIGNED):
+        raise VerifyException(f"packed bytes must be ui8, got {packed}")
+    count = math.prod(shape_of(codes_type))
+    expected = -(-count // (8 // width))
+    have = math.prod(shape_of(bytes_type))
+    if have != expected:
+        raise VerifyException(
+            f"{count} {formats.type_name(element)} codes pack into {expected} bytes, "
+            f"but the packed tensor has {have}"
+        )
