@@ -14,7 +14,6 @@ elements are checked against SPEC.md's rule instead (NaN -> zero point, saturati
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import ml_dtypes
@@ -24,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from tests.support import oracle
+from tests.support.bits import assert_same_bits
+from tests.support.onnx_cases import CASES, OPS, as_array, oracle_for_case
 
 F32 = np.float32
-OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
-_CASE_MODULES = ("quantizelinear", "dequantizelinear", "dynamicquantizelinear")
 
 
 @pytest.fixture(autouse=True)
@@ -46,40 +45,6 @@ def _strict_numpy():
 # ---------------------------------------------------------------------------------------
 
 
-def assert_same_bits(got, want, what="output"):
-    got = np.asarray(got)
-    want = np.asarray(want)
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    g = got.reshape(-1)
-    w = want.reshape(-1)
-    if _is_float(got.dtype):
-        gn = np.isnan(g.astype(F32))
-        wn = np.isnan(w.astype(F32))
-        assert np.array_equal(gn, wn), f"{what}: NaN positions differ\n{got}\n{want}"
-        g, w = g[~gn], w[~wn]
-    ubits = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[got.dtype.itemsize]
-    gb = np.ascontiguousarray(g).view(ubits)
-    wb = np.ascontiguousarray(w).view(ubits)
-    bad = np.nonzero(gb != wb)[0]
-    assert bad.size == 0, (
-        f"{what}: {bad.size} elements differ, first at {bad[0]}: {g[bad[0]]!r} != {w[bad[0]]!r}"
-    )
-
-
-def _is_float(dt) -> bool:
-    try:
-        return oracle.is_float_format(dt)
-    except ValueError:
-        return np.dtype(dt).kind == "f"
-
-
-def _as_array(a):
-    if isinstance(a, np.ndarray | np.generic):
-        return np.asarray(a)
-    return numpy_helper.to_array(a)
-
-
 def _run_onnx(node, feeds):
     """Run one node in the ONNX reference evaluator (its numpy warnings are its own)."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -87,136 +52,16 @@ def _run_onnx(node, feeds):
         return ReferenceEvaluator(node).run(None, feeds)
 
 
-# ---------------------------------------------------------------------------------------
-# 1. the ONNX backend node tests
-# ---------------------------------------------------------------------------------------
-
-
-def _collect_cases():
-    """name -> (TestCase, op NodeProto): the node tests of the three ops.
-
-    Importing the three case modules is what ``load_node_model_tests()`` does for them
-    (their ``Base`` subclasses record test cases on import); it avoids generating all
-    ~1900 node tests at collection time. ``test_collection_is_complete`` proves the set
-    equals what ``load_node_model_tests()`` yields.
-    """
-    for m in _CASE_MODULES:
-        importlib.import_module(f"onnx.backend.test.case.node.{m}")
-    from onnx.backend.test.case.node import _NodeTestCases
-
-    return _select(_NodeTestCases)
-
-
-def _select(testcases):
-    single = {}
-    for tc in testcases:
-        nodes = tc.model.graph.node
-        if len(nodes) == 1 and nodes[0].op_type in OPS:
-            single[tc.name] = (tc, nodes[0])
-    cases = dict(single)
-    for tc in testcases:
-        if tc.name in single:
-            continue
-        if any(n.op_type in OPS for n in tc.model.graph.node) or "_expanded" in tc.name:
-            base = tc.name.split("_expanded")[0]
-            if base in single:
-                cases[tc.name] = (tc, single[base][1])
-            elif any(n.op_type in OPS for n in tc.model.graph.node):
-                cases[tc.name] = (tc, None)  # unmapped: reported as a failure below
-    return cases
-
-
-_CASES = _collect_cases()
-
-
-def _attrs(node):
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _opt_input(node, feeds, i):
-    if len(node.input) > i and node.input[i]:
-        return feeds[node.input[i]]
-    return None
-
-
-def _drop_float_zero_point(zp, what):
-    """ONNX passes a float8/float4 'zero point' only to name the type; it must be 0."""
-    if zp is not None and oracle.is_float_format(zp.dtype):
-        assert not np.any(zp.astype(F32)), f"{what}: nonzero float zero point {zp}"
-        return None
-    return zp
-
-
-def _granularity(attrs, scale):
-    axis = attrs.get("axis", 1)
-    block = attrs.get("block_size", 0)
-    if block:
-        return {"axis": axis, "block_size": block}
-    if np.ndim(scale) == 1:
-        return {"axis": axis}  # a single-element scale is per-tensor in both
-    return {}
-
-
-def _oracle_for_case(node, feeds, impl=oracle):
-    """The outputs of ``impl`` (the oracle, or the compiled API: same signatures) for one
-    ONNX node, or a pytest.skip with the reason."""
-    attrs = _attrs(node)
-    op = node.op_type
-    if op == "QuantizeLinear":
-        x, s = feeds[node.input[0]], feeds[node.input[1]]
-        zp = _opt_input(node, feeds, 2)
-        precision = attrs.get("precision", 0)
-        if precision not in (0, TensorProto.FLOAT):
-            pytest.skip(f"precision={precision}: SPEC computes x / s in f32 only")
-        if not precision and np.result_type(x.dtype, s.dtype) != np.float32:
-            pytest.skip("ONNX divides in the input precision here; SPEC computes x / s in f32")
-        if zp is not None:
-            dtype = zp.dtype
-        elif attrs.get("output_dtype", 0):
-            dtype = helper.tensor_dtype_to_np_dtype(attrs["output_dtype"])
-        else:
-            dtype = np.uint8
-        gran = _granularity(attrs, s)
-        if zp is not None and oracle.is_float_format(zp.dtype):
-            # ONNX's formula is saturate(x / s + zp) for every type; a float zero point must
-            # be 0, and adding it changes exactly one thing: a -0 quotient becomes +0
-            # (IEEE -0 + +0 = +0). SPEC's float storage has no zero point, so the ONNX
-            # case maps to the oracle with +0 fed where x / s is a zero (s > 0).
-            S = oracle.expand_param(s, x.shape, **gran).astype(F32)
-            assert np.all(S > 0)
-            x = np.where(x.astype(F32) / S == 0, F32(0), x).astype(x.dtype)
-        zp = _drop_float_zero_point(zp, node.name)
-        return [
-            impl.quantize(
-                x,
-                s,
-                zp,
-                dtype=dtype,
-                saturate=bool(attrs.get("saturate", 1)),
-                **gran,
-            )
-        ]
-    if op == "DequantizeLinear":
-        q, s = feeds[node.input[0]], feeds[node.input[1]]
-        zp = _drop_float_zero_point(_opt_input(node, feeds, 2), node.name)
-        out = attrs.get("output_dtype", 0)
-        out = helper.tensor_dtype_to_np_dtype(out) if out else s.dtype
-        return [impl.dequantize(q, s, zp, dtype=out, **_granularity(attrs, s))]
-    if op == "DynamicQuantizeLinear":
-        return list(impl.dynamic_quantize(feeds[node.input[0]], dtype="ui8", symmetric=False))
-    raise AssertionError(op)
-
-
-@pytest.mark.parametrize("name", sorted(_CASES))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_onnx_node_case(name):
-    tc, node = _CASES[name]
+    tc, node = CASES[name]
     assert node is not None, f"{name}: a Q/DQ graph that is not one of the mapped node tests"
     assert len(tc.data_sets) >= 1
     for inputs, outputs in tc.data_sets:
         names = [i.name for i in tc.model.graph.input]
-        feeds = dict(zip(names, (_as_array(a) for a in inputs), strict=True))
-        want = [_as_array(a) for a in outputs]
-        got = _oracle_for_case(node, feeds)
+        feeds = dict(zip(names, (as_array(a) for a in inputs), strict=True))
+        want = [as_array(a) for a in outputs]
+        got = oracle_for_case(node, feeds)
         assert len(got) == len(want)
         for i, (g, w) in enumerate(zip(got, want)):
             assert_same_bits(g, w, f"{name} output {i}")
@@ -233,24 +78,24 @@ def test_collection_is_complete():
         tc.name
         for tc in every
         if any(n.op_type in OPS for n in tc.model.graph.node)
-        or tc.name.split("_expanded")[0] in _CASES
+        or tc.name.split("_expanded")[0] in CASES
     }
-    assert related == set(_CASES)
-    assert len(_CASES) >= 33
+    assert related == set(CASES)
+    assert len(CASES) >= 33
 
 
 def test_expanded_function_models_agree():
     """The ``_expanded`` graphs compute what the op does (sanity of the mapping)."""
-    for name, (tc, _node) in _CASES.items():
+    for name, (tc, _node) in CASES.items():
         if "_expanded" not in name:
             continue
         inputs, outputs = tc.data_sets[0]
         names = [i.name for i in tc.model.graph.input]
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            res = ReferenceEvaluator(tc.model).run(None, dict(zip(names, map(_as_array, inputs))))
+            res = ReferenceEvaluator(tc.model).run(None, dict(zip(names, map(as_array, inputs))))
         for r, w in zip(res, outputs):
-            assert_same_bits(r, _as_array(w), name)
+            assert_same_bits(r, as_array(w), name)
 
 
 # ---------------------------------------------------------------------------------------
