@@ -557,8 +557,12 @@ def test_dynamic_2d_tiles_with_partial_tiles():
 
 def test_dynamic_granularity_keywords():
     x = np.arange(24, dtype=F32).reshape(4, 6) - 11
-    _, s = dynamic_quantize(x, dtype="i8", axis=0)  # axis without block: per-tensor
+    _, s = dynamic_quantize(x, dtype="i8")  # no keyword: per-tensor
     assert s.shape == ()
+    _, s = dynamic_quantize(x, dtype="i8", axis=0)  # axis without block: per-channel
+    assert s.shape == (4,) and s.tolist() == [F32(v) / F32(127) for v in (11, 5, 6, 12)]
+    _, s = dynamic_quantize(x, dtype="i8", axis=1)
+    assert s.shape == (6,) and s.tolist() == [F32(v) / F32(127) for v in (11, 10, 9, 10, 11, 12)]
     _, s = dynamic_quantize(x, dtype="i8", block_shape=[1, -1])  # per-token
     assert s.shape == (4, 1) and s[:, 0].tolist() == [F32(v) / F32(127) for v in (11, 5, 6, 12)]
     _, s = dynamic_quantize(x, dtype="i8", axis=0, block_size=3)

@@ -584,10 +584,18 @@ def requantize(
 
 
 def _dynamic_blocks(shape, axis, block_size, block_shape):
-    """Granularity of the dynamic ops: ``axis`` only matters with ``block_size``."""
+    """Granularity of the dynamic ops: ``block_shape`` -> N-D blocks; ``block_size`` ->
+    blocks along ``axis`` (default the last); ``axis`` alone -> per channel (one 1-D
+    parameter per index of ``axis``, as quantize's per-axis form); neither -> per tensor."""
     if block_shape is not None or block_size is not None:
+        axis = -1 if axis is None else axis
         blocks = param_block_shape(shape, axis=axis, block_size=block_size, block_shape=block_shape)
         return blocks, _param_shape(shape, blocks)
+    if axis is not None:
+        if not -len(shape) <= axis < len(shape):
+            raise ValueError(f"axis {axis} is out of range for rank {len(shape)}")
+        a = axis % len(shape)
+        return tuple(1 if k == a else max(d, 1) for k, d in enumerate(shape)), (shape[a],)
     return tuple(max(d, 1) for d in shape), ()
 
 
@@ -622,7 +630,7 @@ def dynamic_quantize(
     *,
     dtype,
     scale_dtype="f32",
-    axis=-1,
+    axis=None,
     block_size=None,
     block_shape=None,
     double_quant_scale=None,
@@ -633,8 +641,9 @@ def dynamic_quantize(
     """SPEC 3 dynamic_quantize: per-block statistics, then quantize with the computed scale.
 
     Granularity: ``block_shape`` -> N-D block, ``block_size`` -> per-block along ``axis``
-    (default the last axis); with neither the whole tensor is one block and the scale is
-    0-d (per-tensor), whatever ``axis`` is. Returns ``(data, scale)`` or, for asymmetric
+    (default the last axis), ``axis`` alone -> per channel (a 1-D scale of
+    ``shape[axis]`` entries); with none of them the whole tensor is one block and the
+    scale is 0-d (per-tensor). Returns ``(data, scale)`` or, for asymmetric
     integer quantization, ``(data, scale, zero_point)``; scale and zero point have the
     parameter shape of section 2 (``ceil(shape_k / B_k)``, 0-d for per-tensor).
 
