@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import qopt
-from qopt import api
-from tests.oracle.test_oracle_onnx import assert_same_bits
+from qopt.api import arrays
 from tests.support import oracle
+from tests.support.bits import assert_same_bits
 
 F32 = np.float32
 X = (np.random.default_rng(3).standard_normal((5, 8)) * 4).astype(F32)
@@ -207,7 +207,7 @@ class ArrayOnly:
 
 def test_dlpack_producer_is_read_in_place():
     x = np.ascontiguousarray(X)
-    assert api._as_numpy(DLPackOnly(x), "x").ctypes.data == x.ctypes.data
+    assert arrays.as_numpy(DLPackOnly(x), "x").ctypes.data == x.ctypes.data
     got = qopt.quantize(DLPackOnly(x), DLPackOnly(SCALES), dtype="i8", axis=1)
     assert isinstance(got, np.ndarray)
     assert_same_bits(got, oracle.quantize(X, SCALES, dtype="i8", axis=1))
@@ -235,7 +235,7 @@ def torch():
 
 def _np(t) -> np.ndarray:
     """The bits of a torch result as the numpy array the oracle returns."""
-    return api._from_torch(t, "result")
+    return arrays.from_torch(t, "result")
 
 
 def test_torch_in_torch_out(torch):
@@ -250,11 +250,11 @@ def test_torch_in_torch_out(torch):
 
 def test_torch_input_is_read_without_a_copy(torch):
     x = torch.from_numpy(X.copy())
-    assert api._as_numpy(x, "x").ctypes.data == x.data_ptr()
+    assert arrays.as_numpy(x, "x").ctypes.data == x.data_ptr()
     x16 = x.to(torch.bfloat16)
-    assert api._as_numpy(x16, "x").ctypes.data == x16.data_ptr()
+    assert arrays.as_numpy(x16, "x").ctypes.data == x16.data_ptr()
     strided = x.t()
-    assert api._as_numpy(strided, "x").ctypes.data == strided.data_ptr()
+    assert arrays.as_numpy(strided, "x").ctypes.data == strided.data_ptr()
     got = qopt.quantize(strided, 0.25, dtype="i8")
     assert_same_bits(got.numpy(), oracle.quantize(np.ascontiguousarray(X.T), F32(0.25), dtype="i8"))
 

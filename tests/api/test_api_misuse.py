@@ -18,10 +18,11 @@ import pytest
 from xdsl.dialects.builtin import ModuleOp
 
 import qopt
-from qopt import api
+from qopt.api import kernel_cache
 from qopt.errors import QuantError
-from tests.oracle.test_oracle_onnx import assert_same_bits
+from qopt.qdialect.context import parse_module
 from tests.support import oracle
+from tests.support.bits import assert_same_bits
 
 F32 = np.float32
 X = np.linspace(-3, 3, 24, dtype=F32).reshape(4, 6)
@@ -305,10 +306,10 @@ def test_compile_translation_error_is_a_quant_error():
 
 
 def test_compile_of_a_module_op_verifies_it_with_quant_errors():
-    module = api.parse_module(GOOD_IR, "<m>")
+    module = parse_module(GOOD_IR, "<m>")
     kernel = qopt.compile(module)
     assert_same_bits(kernel(np.ones(4, F32)), np.full(4, 2, np.int8))
-    bad = api.parse_module(BAD_AXIS_IR, "<m>")
+    bad = parse_module(BAD_AXIS_IR, "<m>")
     with pytest.raises(QuantError, match="^<m>:2:3: error: "):
         qopt.compile(bad)
     assert isinstance(module, ModuleOp)
@@ -372,8 +373,8 @@ def test_evicted_kernel_can_be_freed(small_kernel_table):
     """The API drops its reference on eviction: once qopt.codegen.jit forgets the module too,
     nothing keeps the kernel (and its engine) alive."""
     qopt.quantize(np.zeros(3, F32), 0.5, dtype="ui8")
-    key = next(reversed(api._KERNELS._entries))
-    kernel = weakref.ref(api._KERNELS.get(key))
+    key = next(reversed(kernel_cache.KERNELS._entries))
+    kernel = weakref.ref(kernel_cache.KERNELS.get(key))
     qopt.set_kernel_cache_size(0)
     assert qopt.kernel_cache_size()[0] == 0
     qopt.clear_kernel_cache()
@@ -389,10 +390,10 @@ def test_kernel_cache_size_must_be_a_nonnegative_int():
 
 
 def test_kernel_cache_size_from_the_environment(monkeypatch):
-    table = api._KernelTable()
-    monkeypatch.setenv(api.KERNEL_CACHE_SIZE_ENV, "7")
+    table = kernel_cache.KernelTable()
+    monkeypatch.setenv(kernel_cache.KERNEL_CACHE_SIZE_ENV, "7")
     assert table.capacity == 7
-    monkeypatch.setenv(api.KERNEL_CACHE_SIZE_ENV, "many")
-    with pytest.raises(ValueError, match=f"^{api.KERNEL_CACHE_SIZE_ENV} must be an int"):
-        api._KernelTable().capacity  # noqa: B018
-    assert os.environ[api.KERNEL_CACHE_SIZE_ENV] == "many"
+    monkeypatch.setenv(kernel_cache.KERNEL_CACHE_SIZE_ENV, "many")
+    with pytest.raises(ValueError, match=f"^{kernel_cache.KERNEL_CACHE_SIZE_ENV} must be an int"):
+        kernel_cache.KernelTable().capacity  # noqa: B018
+    assert os.environ[kernel_cache.KERNEL_CACHE_SIZE_ENV] == "many"

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import qopt
-from qopt import api
+from qopt.api import building
+from qopt.api.kernel_cache import KernelTable
 from tests.support import oracle
 
 F32 = np.float32
@@ -40,7 +41,7 @@ ROWS = 3
 @pytest.fixture(params=["serial", "threads"])
 def threads(request, monkeypatch):
     """Kernels built in this test run their rows on 1 thread, or split across 3 threads."""
-    monkeypatch.setattr(api, "_KERNELS", {})
+    monkeypatch.setattr(building, "KERNELS", KernelTable())
     if request.param == "threads":
         monkeypatch.setenv("QOPT_PARALLEL_THRESHOLD", "1")
         monkeypatch.setenv("QOPT_NUM_THREADS", "3")
@@ -261,7 +262,7 @@ def test_fake_quantize_stays_in_its_result(threads, form, n):
 def test_many_rows_across_threads_keep_their_neighbours(monkeypatch):
     """The reported race: 13-element f16 rows, block 4, random zero points, rows split
     across threads; a row's tail store used to overwrite the next row's first elements."""
-    monkeypatch.setattr(api, "_KERNELS", {})
+    monkeypatch.setattr(building, "KERNELS", KernelTable())
     monkeypatch.setenv("QOPT_PARALLEL_THRESHOLD", "1")
     monkeypatch.setenv("QOPT_NUM_THREADS", "4")
     rows, n = 20_000, 13

@@ -1,0 +1,199 @@
+"""One API call as a one-op quant function: its signature, its IR, its kernel.
+
+An entry point describes the request to an :class:`OpCall`: the op, the input, the
+parameter arrays (runtime operands, named like the op's operands) and the options (the
+op constructor's keywords). The signature of that description (shapes, element types,
+options; never the parameter values) is the key of the kernel table. Only when no kernel
+is cached is the function built, with the ops' typed constructors, as ``qopt`` would
+parse it:
+
+    func.func @main(%x: tensor<4x8xf32>, %a1: tensor<f32>) -> tensor<4x8xi8> {
+      %r0 = quant.quantize %x scale(%a1 : tensor<f32>) : tensor<4x8xf32> -> tensor<4x8xi8>
+      func.return %r0 : tensor<4x8xi8>
+    }
+
+With packed input the function unpacks the bytes first (``%u = quant.unpack %x``); with
+``pack_first`` it returns the first result packed (``%p = quant.pack %r0``). Both fuse with
+the op in the lowering.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Region, SSAValue
+
+from qopt.api.arrays import bytes_view
+from qopt.api.compiling import compile_kernel
+from qopt.api.dtypes import bit_width, is_float_storage
+from qopt.api.kernel_cache import KERNELS
+from qopt.api.params import Granularity, packed_size, scale_array, zero_point_array
+from qopt.qdialect import formats
+from qopt.qdialect.ops import PackOp, QuantOp, UnpackOp
+
+Signature = tuple[tuple[int, ...], str]
+"""A tensor type as ``(shape, element spelling)``."""
+
+_TYPE_OPTIONS = frozenset({"storage_type", "scale_type"})
+"""Options whose values are element-type spellings."""
+
+
+def tensor_type(shape: Sequence[int], element: str) -> TensorType:
+    return TensorType(formats.parse_type_name(element), shape)
+
+
+def packed_shape(shape: Sequence[int], element: str) -> tuple[int, ...]:
+    """The byte tensor of packed codes: the codes' shape with the last dimension packed
+    when whole bytes fit in a row (same bytes as the flat form, and a loop the rows'
+    phase can share), else the flat byte count."""
+    per_byte = 8 // bit_width(element)
+    if len(shape) > 1 and shape[-1] % per_byte == 0:
+        return (*shape[:-1], shape[-1] // per_byte)
+    return (packed_size(shape, element),)
+
+
+class OpCall:
+    """One op call being assembled: kernel operands and constructor options.
+
+    With ``packed_input`` ``(codes shape, element)`` the kernel takes the bytes of
+    sub-byte codes; ``run(..., pack_first=...)`` returns the first result packed.
+    """
+
+    def __init__(
+        self,
+        op: type[QuantOp],
+        x: np.ndarray,
+        x_type: str,
+        packed_input: Signature | None = None,
+    ):
+        self.op = op
+        self.arrays: list[np.ndarray] = [x]
+        self.input: Signature = (x.shape, x_type if packed_input is None else "ui8")
+        self.packed_input = packed_input
+        self.operands: list[tuple[str, tuple[int, ...], str]] = []
+        self.options: dict[str, Any] = {}
+
+    def operand(self, name: str, array: np.ndarray) -> None:
+        """Pass ``array`` as the op's operand ``name`` (``scale``, ``in_zero_point``)."""
+        self.arrays.append(array)
+        self.operands.append((name, array.shape, formats.name_of_numpy_dtype(array.dtype)))
+
+    def parameters(
+        self, scale: Any, zero_point: Any, gran: Granularity, storage: str, prefix: str = ""
+    ) -> None:
+        """The scale and optional zero point of one quantization step (operands
+        ``{prefix}scale`` / ``{prefix}zero_point``); float storage takes no zero point."""
+        if zero_point is not None and is_float_storage(storage):
+            raise ValueError(f"{prefix}zero_point must be None for float storage {storage}")
+        shape = gran.param_shape
+        self.operand(f"{prefix}scale", scale_array(scale, f"{prefix}scale", shape))
+        if zero_point is not None:
+            zp = zero_point_array(zero_point, f"{prefix}zero_point", shape, storage)
+            self.operand(f"{prefix}zero_point", zp)
+
+    def option(self, name: str, value: Any) -> None:
+        """A constructor keyword; None (the default) leaves the clause out."""
+        if value is not None:
+            self.options[name] = value
+
+    def run(
+        self,
+        result_types: Sequence[Signature],
+        pack_first: Signature | None = None,
+        out: np.ndarray | Sequence[np.ndarray] | None = None,
+    ) -> Any:
+        """Compile (once per signature) and call; ``out`` receives the result in place.
+        ``result_types`` are the constructor's positional result types."""
+        bytes_shape: tuple[int, ...] | None = None
+        if pack_first is not None:
+            shape, element = pack_first
+            bytes_shape = packed_shape(shape, element)
+            if math.prod(bytes_shape) == 0:  # no codes: nothing to pack
+                return self._run_without_codes(result_types, shape, element, out)
+        key = (
+            self.op.name,
+            self.input,
+            self.packed_input,
+            tuple(self.operands),
+            tuple(self.options.items()),
+            tuple(result_types),
+            bytes_shape,
+        )
+        kernel = KERNELS.get(key)
+        if kernel is None:
+            kernel = compile_kernel(self.build(result_types, bytes_shape))
+            KERNELS[key] = kernel
+        if bytes_shape is not None and out is not None:
+            out = bytes_view(out, bytes_shape)
+        results = kernel(*self.arrays, out=out)
+        if bytes_shape is None:
+            return results
+        if isinstance(results, tuple):
+            return (results[0].reshape(-1), *results[1:])
+        return results.reshape(-1)
+
+    def build(
+        self, result_types: Sequence[Signature], bytes_shape: tuple[int, ...] | None = None
+    ) -> ModuleOp:
+        """The ``func.func @main`` of this call; values named as in the module docstring."""
+        arg_types = [tensor_type(*self.input)]
+        arg_types += [tensor_type(shape, element) for _, shape, element in self.operands]
+        block = Block(arg_types=arg_types)
+        block.args[0].name_hint = "x"
+        for k, arg in enumerate(block.args[1:], 1):
+            arg.name_hint = f"a{k}"
+        source: SSAValue = block.args[0]
+        if self.packed_input is not None:
+            unpack = UnpackOp(source, tensor_type(*self.packed_input))
+            unpack.result.name_hint = "u"
+            block.add_op(unpack)
+            source = unpack.result
+        keywords: dict[str, Any] = {
+            name: arg for (name, _, _), arg in zip(self.operands, block.args[1:])
+        }
+        keywords.update((name, _attribute(name, v)) for name, v in self.options.items())
+        op = self.op(source, *(tensor_type(*t) for t in result_types), **keywords)
+        for k, result in enumerate(op.results):
+            result.name_hint = f"r{k}"
+        block.add_op(op)
+        returned = list(op.results)
+        if bytes_shape is not None:
+            pack = PackOp(op.results[0], tensor_type(bytes_shape, "ui8"))
+            pack.result.name_hint = "p"
+            block.add_op(pack)
+            returned[0] = pack.result
+        block.add_op(func.ReturnOp(*returned))
+        function = func.FuncOp("main", (arg_types, [r.type for r in returned]), Region(block))
+        return ModuleOp([function])
+
+    def _run_without_codes(
+        self, result_types: Sequence[Signature], shape: tuple[int, ...], element: str, out: Any
+    ) -> Any:
+        """A packed request of zero codes: the kernel without the pack (which has no bytes
+        to write), then the empty byte array in its place."""
+        first = np.empty(0, np.uint8)
+        if out is not None:
+            bytes_view(out, (0,))  # checks the size and layout
+            first = out[0] if isinstance(out, tuple | list) else out
+            if first.dtype != np.uint8:
+                raise TypeError(f"out: the packed result needs a uint8 array, got {first.dtype}")
+            codes = np.empty(shape, formats.numpy_dtype(element))
+            out = (codes, *out[1:]) if isinstance(out, tuple | list) else None
+        results = self.run(result_types, out=out)
+        return (first, *results[1:]) if isinstance(results, tuple) else first
+
+
+def _attribute(name: str, value: Any) -> Any:
+    """An option's constructor value: granularity and type spellings become attributes."""
+    if isinstance(value, Granularity):
+        return value.attr
+    if name in _TYPE_OPTIONS:
+        return formats.parse_type_name(value)
+    if name == "attributes":
+        return {key: StringAttr(text) for key, text in value}
+    return value
