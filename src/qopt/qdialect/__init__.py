@@ -3,6 +3,7 @@
 from xdsl.ir import Dialect
 
 from qopt.qdialect.attrs import (
+    GRANULARITY_ATTRS,
     BlockAttr,
     GranularityAttr,
     PerAxisAttr,
@@ -11,6 +12,7 @@ from qopt.qdialect.attrs import (
     PerTokenAttr,
 )
 from qopt.qdialect.ops import (
+    QUANT_OPS,
     DequantizeOp,
     DynamicQuantizeOp,
     FakeQuantizeOp,
@@ -21,11 +23,7 @@ from qopt.qdialect.ops import (
     UnpackOp,
 )
 
-Quant = Dialect(
-    "quant",
-    [QuantizeOp, DequantizeOp, RequantizeOp, DynamicQuantizeOp, FakeQuantizeOp, PackOp, UnpackOp],
-    [PerTensorAttr, PerAxisAttr, PerBlockAttr, BlockAttr, PerTokenAttr],
-)
+Quant = Dialect("quant", list(QUANT_OPS), list(GRANULARITY_ATTRS))
 
 __all__ = [
     "BlockAttr",

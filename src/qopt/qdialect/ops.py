@@ -675,7 +675,7 @@ class UnpackOp(PackingOp):
         v.check_packed_pair(self.result.type, self.input.type)
 
 
-QUANT_OPS: tuple[type[QuantOp], ...] = (
+QUANT_OPS: tuple[type[IRDLOperation], ...] = (
     QuantizeOp,
     DequantizeOp,
     RequantizeOp,
@@ -684,3 +684,4 @@ QUANT_OPS: tuple[type[QuantOp], ...] = (
     PackOp,
     UnpackOp,
 )
+"""Every op of the quant dialect, once: the Dialect object and the passes use this."""
