@@ -5,11 +5,11 @@ Everything the API raises on bad input is a ``ValueError`` or a ``TypeError``:
 * misuse of an argument (a wrong type, a value out of range, an option that does not apply)
   raises a plain ``TypeError`` (wrong kind of object) or ``ValueError`` (wrong value)
   whose message names the argument;
-* IR that does not parse, verify, lower or translate (``codegen.compile``, or a request
+* IR that does not parse, verify, lower or translate (``qopt.compile``, or a request
   the quant dialect rejects) raises :class:`QuantError`, a ``ValueError`` that carries
   the source location.
 
-This module imports nothing heavy, so ``except codegen.QuantError`` costs no JIT import.
+This module imports nothing heavy, so ``except qopt.QuantError`` costs no JIT import.
 """
 
 from __future__ import annotations
