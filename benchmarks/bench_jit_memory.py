@@ -15,7 +15,7 @@ import argparse
 import ctypes
 import time
 
-from qopt.codegen import jit
+from qopt.codegen import cache, jit
 
 
 def rss_mb() -> float:
@@ -55,7 +55,7 @@ def main() -> None:
 
     def row(label: str) -> None:
         seconds = time.perf_counter() - start
-        cached, engines = len(jit._MEMORY_CACHE), jit.live_engines()
+        cached, engines = len(cache.MEMORY_CACHE), jit.live_engines()
         print(f"{label:>9} {rss_mb():8.1f} {cached:7d} {engines:8d} {seconds:8.1f}", flush=True)
 
     row("0")

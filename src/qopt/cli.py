@@ -82,10 +82,10 @@ class LLVMTarget(Target):
     optimize: bool = False
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        from qopt.codegen.translate import translate_to_llvm_ir
+        from qopt.codegen.stages import emit
 
         with _located_translation_errors():
-            output.write(translate_to_llvm_ir(module, optimize=self.optimize))
+            output.write(emit(module, "llvm-opt" if self.optimize else "llvm"))
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ class AsmTarget(Target):
     name = "asm"
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        from qopt.codegen.translate import emit_assembly
+        from qopt.codegen.stages import emit
 
         with _located_translation_errors():
-            output.write(emit_assembly(module))
+            output.write(emit(module, "asm"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class PTXTarget(Target):
     arch: str = "sm_90"
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        from qopt.codegen.ptx import emit_ptx
+        from qopt.codegen.ptx import emit_ptx  # stages.assembly for nvptx, libcalls refused
 
         with _located_translation_errors():
             try:

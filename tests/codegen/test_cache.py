@@ -32,6 +32,7 @@ from qopt.codegen.cache import (
     pack_entry,
     unpack_entry,
 )
+from qopt.codegen.stages import to_llvm
 from qopt.codegen.target import host_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,8 @@ def _digest_of(name: str) -> str:
     """The key digest of kernel `name` on this host (what `compile_module` computes)."""
     from tests.codegen.test_jit import SCALAR2, quantize_ir
 
-    return key_digest(cache_key(quantize_ir(KERNELS[name], (), SCALAR2), host_config()))
+    lowered = to_llvm(quantize_ir(KERNELS[name], (), SCALAR2), host_config())
+    return key_digest(cache_key("obj", lowered.llvm_ir, host_config()))
 
 
 def copy_of(populated: Path, tmp_path: Path) -> Path:

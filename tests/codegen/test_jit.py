@@ -26,9 +26,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qopt.codegen import jit
+from qopt.codegen import cache, jit
 from qopt.codegen.cache import CACHE_DIR_ENV, MemoryCache, disk_cache
 from qopt.codegen.jit import compile_module
+from qopt.codegen.parsing import parse_lowered
 
 ROWS = st.sampled_from([0, 1, 3, 16, 31])
 COLS = st.sampled_from([0, 1, 17, 32, 33, 100])
@@ -754,15 +755,29 @@ func.func @add(%x: {t}) -> {t} {{
 """
 
 
+SIGNED_ZERO_IR = """\
+func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {
+  %c = arith.constant dense<CONST> : tensor<2xf32>
+  %e = tensor.empty() : tensor<2xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%x, %c : tensor<2xf32>, tensor<2xf32>) outs(%e : tensor<2xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %s = arith.addf %a, %b : f32
+    linalg.yield %s : f32
+  } -> tensor<2xf32>
+  func.return %y : tensor<2xf32>
+}
+"""
+
+
 @pytest.fixture
 def small_memory_cache(monkeypatch: pytest.MonkeyPatch):
     """The JIT's memory cache with room for 8 modules, and the garbage collector off: the
     engines must be freed by reference counting, at once, not by a later gc pass."""
-    monkeypatch.setattr(jit, "_MEMORY_CACHE", MemoryCache(capacity=8))
+    monkeypatch.setattr(cache, "MEMORY_CACHE", MemoryCache(capacity=8))
     monkeypatch.delenv(CACHE_DIR_ENV, raising=False)
     enabled = gc.isenabled()
     gc.disable()
-    yield jit._MEMORY_CACHE
+    yield cache.MEMORY_CACHE
     if enabled:
         gc.enable()
 
@@ -771,6 +786,17 @@ class Test_Cache:
     def test_memory_cache_returns_the_same_module(self) -> None:
         ir = quantize_ir((5, 5), (), SCALAR2)
         assert compile_module(ir) is compile_module(ir)
+
+    def test_modules_differing_only_in_a_negative_zero_do_not_share_an_entry(self) -> None:
+        """xDSL prints dense<[0.0, -0.0]> as the splat dense<0.0>: the key is the translated
+        LLVM IR, which keeps the sign, so each module gets its own code."""
+        text = SIGNED_ZERO_IR
+        mixed = parse_lowered(text.replace("CONST", "[0.0, -0.0]"))
+        splat = parse_lowered(text.replace("CONST", "0.0"))
+        x = np.full(2, -0.0, np.float32)  # -0.0 + 0.0 = 0.0, -0.0 + -0.0 = -0.0
+        np.testing.assert_array_equal(np.signbit(compile_module(mixed)["f"](x)), [False, True])
+        np.testing.assert_array_equal(np.signbit(compile_module(splat)["f"](x)), [False, False])
+        np.testing.assert_array_equal(np.signbit(compile_module(mixed)["f"](x)), [False, True])
 
     def test_evicted_engines_are_freed(self, small_memory_cache: MemoryCache) -> None:
         """300 distinct modules through an LRU of 8: never more than 8 engines alive."""

@@ -1,4 +1,4 @@
-"""codegen.translate: kernel specs, phases, the LLVM IR / assembly it produces, its errors.
+"""codegen.translate and codegen.stages: kernel specs, phases, the LLVM IR / assembly, errors.
 
 Numerical behaviour is tested in test_jit.py; here the structure: which buffers and
 phases a function becomes, that the hot loop is vectorized for the host (zmm with
@@ -16,13 +16,12 @@ from xdsl.parser import Parser
 
 from qopt.codegen import target
 from qopt.codegen.jit import compile_module
+from qopt.codegen.stages import emit
 from qopt.codegen.translate import (
     TranslationError,
-    emit_assembly,
     lowered_context,
     parse_lowered,
     translate_module,
-    translate_to_llvm_ir,
 )
 from qopt.passes.lower_quant import LowerQuantPass
 from qopt.qdialect.context import make_context, parse_module
@@ -213,7 +212,7 @@ def hot_loop_lines(asm: str) -> list[str]:
 
 class Test_LLVM:
     def test_llvm_ir_text(self) -> None:
-        text = translate_to_llvm_ir(parse_lowered(QUANTIZE))
+        text = emit(parse_lowered(QUANTIZE), "llvm")
         assert 'define void @"quantize__phase0"(ptr %".1", ptr %".2", i64 %".3", i64 %".4")' in text
         assert 'define void @"quantize__serial"(ptr %".1", ptr %".2")' in text
         assert re.search(r'declare float @"llvm.maxnum.f32"\(float %"\.1", float %"\.2"\)', text)
@@ -223,14 +222,14 @@ class Test_LLVM:
         assert text.startswith("; ModuleID") and "target triple" in text
 
     def test_optimized_ir_is_vectorized(self) -> None:
-        text = translate_to_llvm_ir(parse_lowered(QUANTIZE), optimize=True)
+        text = emit(parse_lowered(QUANTIZE), "llvm-opt")
         assert "<16 x float>" in text or "<8 x float>" in text
 
     @pytest.mark.skipif(
         "+avx512f" not in target.host_config().features, reason="host has no AVX-512"
     )
     def test_hot_loop_uses_zmm_on_avx512(self) -> None:
-        lines = hot_loop_lines(emit_assembly(parse_lowered(QUANTIZE)))
+        lines = hot_loop_lines(emit(parse_lowered(QUANTIZE), "asm"))
         assert any("zmm" in line for line in lines if line.startswith("vdivps")), lines
         assert any("zmm" in line for line in lines if line.startswith("vcvttps2dq")), lines
 
@@ -242,7 +241,7 @@ class Test_LLVM:
     ) -> None:
         monkeypatch.setenv(variable, value)
         config = target.host_config()
-        asm = emit_assembly(parse_lowered(QUANTIZE), config=config)
+        asm = emit(parse_lowered(QUANTIZE), "asm", config)
         lines = hot_loop_lines(asm)
         assert any("ymm" in line for line in lines if line.startswith("vdivps")), lines
         assert "zmm" not in asm

@@ -1,17 +1,23 @@
-"""Compilation caches for the JIT.
+"""The compilation cache of every codegen stage (CPU JIT, host assembly, PTX).
 
-Two levels, both keyed by what determines the machine code - the printed IR, the target
-triple, CPU, feature string, optimisation level and the llvmlite version (Numba / Triton
-habit):
+One mechanism, two levels, both keyed by `cache_key`: the *kind* of artifact, then what
+determines it - the translated LLVM IR text (exact: the IR every later stage compiles; the
+xDSL printer is not, it prints ``dense<[0.0, -0.0]>`` as the splat ``dense<0.0>``), the
+target triple, CPU, feature string, optimisation level and the llvmlite version (Numba /
+Triton habit). Kinds (`KINDS`):
 
-* `MemoryCache`: compiled modules of this process (a bounded LRU), so that a kernel built
-  twice from the same IR is compiled once;
-* `DiskCache`: object code on disk, only when ``QOPT_CACHE_DIR`` names a directory. It
-  plugs into MCJIT's object cache hooks (`ExecutionEngine.set_object_cache`): a hit hands
-  MCJIT the stored object file, so another process skips optimisation and code generation.
+* ``jit``: a loaded `jit.CompiledModule` (memory only);
+* ``obj``: the object code of a JIT module (disk only, through MCJIT's object cache hooks,
+  `ExecutionEngine.set_object_cache`: a hit hands MCJIT the stored object file, so another
+  process skips optimisation and code generation);
+* ``asm``: target assembly text - host assembly or PTX (memory and disk).
+
+* `MEMORY_CACHE`: artifacts of this process (one bounded LRU for all kinds), so that a
+  kernel built twice from the same IR is compiled once;
+* `DiskCache`: bytes on disk, only when ``QOPT_CACHE_DIR`` names a directory.
 
 The disk cache does not trust its files: LLVM aborts the process on a malformed object file
-and runs a well-formed wrong one. Each entry is a header - magic, format version, the
+and runs a well-formed wrong one. Each entry (of any kind) is a header - magic, format version, the
 digest of the key it was stored under, the payload length and the SHA-256 of the payload -
 followed by the object file, and `DiskCache.load` checks all of it before LLVM sees a byte.
 A file that fails (truncated, garbage, another key's entry, flipped bits, unreadable) is a
@@ -39,6 +45,8 @@ from qopt.codegen.target import TargetConfig
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "KINDS",
+    "MEMORY_CACHE",
     "DiskCache",
     "DiskCacheWarning",
     "MemoryCache",
@@ -49,12 +57,16 @@ __all__ = [
 
 CACHE_DIR_ENV = "QOPT_CACHE_DIR"
 
-CacheKey = tuple[str, str, str, str, int, str]
+KINDS = frozenset({"jit", "obj", "asm"})
+
+CacheKey = tuple[str, str, str, str, str, int, str]
 
 
-def cache_key(ir_text: str, config: TargetConfig) -> CacheKey:
-    """(printed IR, triple, cpu, features, opt level, llvmlite version)."""
-    return (ir_text, *config.cache_key)
+def cache_key(kind: str, llvm_ir: str, config: TargetConfig) -> CacheKey:
+    """(kind, LLVM IR text, triple, cpu, features, opt level, llvmlite version)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown cache kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return (kind, llvm_ir, *config.cache_key)
 
 
 def key_digest(key: CacheKey) -> str:
@@ -71,33 +83,49 @@ V = TypeVar("V")
 
 
 class MemoryCache(Generic[V]):
-    """A thread-safe LRU map from cache keys to compiled modules."""
+    """A thread-safe LRU map from cache keys to compiled artifacts.
+
+    Entries are held under (kind, `key_digest`), not the key itself: a key carries a whole
+    LLVM module's text, which the cache need not keep alive.
+    """
 
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[CacheKey, V] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], V] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: CacheKey) -> V | None:
+        slot = (key[0], key_digest(key))
         with self._lock:
-            value = self._entries.get(key)
+            value = self._entries.get(slot)
             if value is not None:
-                self._entries.move_to_end(key)
+                self._entries.move_to_end(slot)
             return value
 
     def put(self, key: CacheKey, value: V) -> None:
+        slot = (key[0], key_digest(key))
         with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
+            self._entries[slot] = value
+            self._entries.move_to_end(slot)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
+    def clear(self, kind: str | None = None) -> None:
+        """Forget every entry, or those of one kind."""
         with self._lock:
-            self._entries.clear()
+            if kind is None:
+                self._entries.clear()
+                return
+            for slot in [s for s in self._entries if s[0] == kind]:
+                del self._entries[slot]
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+MEMORY_CACHE: MemoryCache[object] = MemoryCache()
+"""The in-process cache of every kind (looked up as ``cache.MEMORY_CACHE`` at each use, so a
+test may replace it)."""
 
 
 class DiskCacheWarning(UserWarning):

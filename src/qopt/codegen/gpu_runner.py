@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from qopt.codegen.translate import BufferSpec, KernelSpec, c_strides
+from qopt.codegen.abi import BufferSpec, KernelSpec, c_strides
 
 __all__ = ["GpuError", "GpuKernel", "PreparedCall", "available", "load"]
 

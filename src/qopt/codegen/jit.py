@@ -3,8 +3,8 @@
     compiled = compile_module(module_or_text)          # cached (see cache.py)
     y = compiled["quantize"](x, scale)                  # numpy in, numpy out
 
-`compile_module` translates the module (`translate.py`), optimises it for the configured
-target (`target.py`) and loads it into an MCJIT engine. The engine, with the private LLVM
+`compile_module` runs the stage chain of `stages.py` - translate to LLVM IR, optimise for the
+configured target - and loads the optimized module into an MCJIT engine. The engine, with the private LLVM
 context of its module, is owned by an `_Engine` that the `CompiledModule` and each of its
 `Kernel`s reference (nothing references back, so there is no cycle to wait for the garbage
 collector): the engine is closed as soon as the last of them is gone. The memory cache
@@ -38,15 +38,10 @@ import llvmlite.binding as llvm
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from qopt.codegen.cache import MemoryCache, cache_key, disk_cache, key_digest
-from qopt.codegen.target import (
-    TargetConfig,
-    create_target_machine,
-    host_config,
-    optimize,
-    parse_llvm_ir,
-)
-from qopt.codegen.translate import BufferSpec, KernelSpec, parse_lowered, translate_module
+from qopt.codegen import cache
+from qopt.codegen.abi import BufferSpec, KernelSpec
+from qopt.codegen.stages import LLVMStage, optimized_module, to_llvm
+from qopt.codegen.target import TargetConfig, create_target_machine, host_config
 
 __all__ = [
     "CompiledModule",
@@ -361,7 +356,6 @@ class CompiledModule(Mapping[str, Kernel]):
         return len(self.kernels)
 
 
-_MEMORY_CACHE: MemoryCache[CompiledModule] = MemoryCache()
 _compile_lock = threading.RLock()
 
 
@@ -371,43 +365,39 @@ def clear_cache() -> None:
     The engine of every module no caller holds (directly or through one of its kernels) is
     freed here; the others are freed when their last holder is.
     """
-    _MEMORY_CACHE.clear()
+    cache.MEMORY_CACHE.clear("jit")
 
 
 def compile_module(module: ModuleOp | str, *, config: TargetConfig | None = None) -> CompiledModule:
     """Compile lowered IR (a module or its text) for the host, or `config`'s target.
 
-    Cached in memory by (printed IR, target, llvmlite version); with ``QOPT_CACHE_DIR`` set
-    the object code is also cached on disk and reused by other processes.
+    Cached in memory (kind ``jit``) by (translated LLVM IR, target, llvmlite version); with
+    ``QOPT_CACHE_DIR`` set the object code is also cached on disk (kind ``obj``) and reused
+    by other processes.
     """
-    config = config or host_config()
-    text = module if isinstance(module, str) else str(module)
-    key = cache_key(text, config)
-    compiled = _MEMORY_CACHE.get(key)
-    if compiled is not None:
+    lowered = to_llvm(module, config or host_config())
+    key = lowered.key("jit")
+    compiled = cache.MEMORY_CACHE.get(key)
+    if isinstance(compiled, CompiledModule):
         return compiled
     with _compile_lock:
-        compiled = _MEMORY_CACHE.get(key)
-        if compiled is None:
-            parsed = parse_lowered(module) if isinstance(module, str) else module
-            compiled = _compile(parsed, key, config)
-            _MEMORY_CACHE.put(key, compiled)
+        compiled = cache.MEMORY_CACHE.get(key)
+        if not isinstance(compiled, CompiledModule):
+            compiled = _compile(lowered)
+            cache.MEMORY_CACHE.put(key, compiled)
     return compiled
 
 
-def _compile(module: ModuleOp, key: tuple, config: TargetConfig) -> CompiledModule:
-    translation = translate_module(module, config)
-    llvm_ir = str(translation.llvm_module)
+def _compile(lowered: LLVMStage) -> CompiledModule:
     context = llvm.create_context()
-    llvm_module = parse_llvm_ir(llvm_ir, context)
-    disk, digest = disk_cache(), key_digest(key)
+    disk, digest = cache.disk_cache(), cache.key_digest(lowered.key("obj"))
     # Loaded (and verified) before the engine exists: a stored object makes the IR irrelevant.
     cached_object = disk.load(digest) if disk is not None else None
-    if cached_object is None:
-        optimize(llvm_module, config)
+    llvm_module = optimized_module(lowered, context, run_passes=cached_object is None)
+    config = lowered.config
     engine = llvm.create_mcjit_compiler(llvm_module, create_target_machine(config, jit=True))
     owner = _Engine(engine, context)
     if disk is not None:
         disk.attach(engine, digest, cached_object)
     engine.finalize_object()
-    return CompiledModule(owner, translation.kernels, llvm_ir, config)
+    return CompiledModule(owner, lowered.kernels, lowered.llvm_ir, config)

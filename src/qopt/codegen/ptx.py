@@ -1,20 +1,17 @@
 """PTX for NVIDIA GPUs: the same lowered IR, translated for nvptx64 (``qopt -t ptx``).
 
-Everything but the loop-to-thread mapping is `codegen.translate`'s: bufferization, phases,
-loop nests, the body op table, element types and the `floatfmt` conversions. The
-differences are the target (``nvptx64-nvidia-cuda``, cpu = the SM architecture, a PTX ISA
-feature ``+ptxNN``: see `PTX_ARCHS`) and `_KernelEmitter`, which makes every phase a ``ptx_kernel`` with the CPU ABI
+Everything but the target is shared with the CPU: the stage chain of `codegen.stages`
+(translate -> optimize -> assembly, cached in the one compilation cache), bufferization,
+phases, loop nests, the body op table, element types and the `floatfmt` conversions. The
+target is ``nvptx64-nvidia-cuda``, cpu = the SM architecture, a PTX ISA feature ``+ptxNN``
+(see `PTX_ARCHS`); its triple selects `mapping.GridStrideMapping`, which makes every phase
+a ``ptx_kernel`` with the CPU ABI
 
     .entry f__phaseK(i8** data, i64** strides, i64 lo, i64 hi)
 
-(`data` and `strides` are device pointers to the tables of design.md section 2). Mapping:
-
-* a parallel phase (`PhaseSpec.parallel`) runs a grid-stride loop over its outer dimension,
-  ``for i = lo + ctaid.x * ntid.x + tid.x; i < hi; i += ntid.x * nctaid.x``, each thread
-  running the CPU loop nest for the chunk ``[i, i + 1)``: one row (with its inner loops and
-  per-row / per-block reductions, kept in registers) or one element of a 1-d phase;
-* a phase that is not parallel (a reduction over dimension 0: per-tensor amax, the 0-d
-  nests) runs its whole ``[lo, hi)`` range on thread 0 of block 0; the other threads exit.
+(`data` and `strides` are device pointers to the tables of design.md section 2): a
+grid-stride loop over the outer dimension of a parallel phase, thread 0 of block 0 for the
+others (see `codegen.mapping`).
 
 No libcalls: every intrinsic of the body table (roundeven, min/max, fabs, copysign, fma,
 floor, ...) has an NVPTX instruction, and `emit_ptx` refuses PTX with an ``.extern .func``.
@@ -39,28 +36,11 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import llvmlite
-import llvmlite.binding as llvm
-from llvmlite import ir
 from xdsl.dialects.builtin import ModuleOp
 
-from qopt.codegen.cache import MemoryCache
-from qopt.codegen.target import (
-    TargetConfig,
-    create_target_machine,
-    optimize,
-    parse_llvm_ir,
-    with_data_layout,
-)
-from qopt.codegen.translate import (
-    I64,
-    PHASE_FN_TYPE,
-    KernelSpec,
-    _const,
-    _PhaseEmitter,
-    parse_lowered,
-    translate_module,
-)
+from qopt.codegen.abi import KernelSpec
+from qopt.codegen.stages import assembly, to_llvm
+from qopt.codegen.target import TargetConfig, with_data_layout
 
 __all__ = [
     "PTX_ARCHS",
@@ -78,7 +58,6 @@ __all__ = [
 
 PTX_TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_90"
-I32 = ir.IntType(32)
 
 
 class PtxasError(RuntimeError):
@@ -160,99 +139,30 @@ def ptx_config(arch: str = DEFAULT_ARCH, features: str | None = None) -> TargetC
 
 
 # --------------------------------------------------------------------------------------
-# The loop-to-thread mapping
-
-
-def _sreg(b: ir.IRBuilder, name: str) -> ir.Value:
-    """A special register (``%tid.x``, ...) zero-extended to i64."""
-    symbol = f"llvm.nvvm.read.ptx.sreg.{name}"
-    try:
-        fn = b.module.get_global(symbol)
-    except KeyError:
-        fn = ir.Function(b.module, ir.FunctionType(I32, []), symbol)
-    return b.zext(b.call(fn, []), I64)
-
-
-class _KernelEmitter(_PhaseEmitter):
-    """A phase as a ``ptx_kernel``: a grid-stride loop over dimension 0 (see module doc)."""
-
-    serial_entry = False
-
-    def emit(self) -> ir.Function:
-        body = self._body_function()
-        kernel = ir.Function(self.module, PHASE_FN_TYPE, self.name)
-        kernel.calling_convention = "ptx_kernel"
-        kernel.attributes.add("nounwind")
-        data, strides, lo, hi = kernel.args
-        b = ir.IRBuilder(kernel.append_basic_block("entry"))
-        params = self._unpack_abi(b, data, strides)
-        tid, ntid = _sreg(b, "tid.x"), _sreg(b, "ntid.x")
-        ctaid, nctaid = _sreg(b, "ctaid.x"), _sreg(b, "nctaid.x")
-        first = b.add(b.mul(ctaid, ntid), tid)
-        if all(n.splittable() for n in self.members):
-            step, start = b.mul(ntid, nctaid), b.add(lo, first)
-            preheader = b.block
-            header = b.append_basic_block("grid.header")
-            loop = b.append_basic_block("grid.body")
-            done = b.append_basic_block("grid.exit")
-            b.branch(header)
-            b.position_at_end(header)
-            i = b.phi(I64, name="i")
-            i.add_incoming(start, preheader)
-            b.cbranch(b.icmp_signed("<", i, hi), loop, done)
-            b.position_at_end(loop)
-            b.call(body, [*params, i, b.add(i, _const(1))])
-            i.add_incoming(b.add(i, step), b.block)
-            b.branch(header)
-            b.position_at_end(done)
-        else:
-            with b.if_then(b.icmp_unsigned("==", first, _const(0))):
-                b.call(body, [*params, lo, hi])
-        b.ret_void()
-        return kernel
-
-
-# --------------------------------------------------------------------------------------
 # Module -> LLVM IR -> PTX -> cubin
-
-
-def _as_module(module: ModuleOp | str) -> ModuleOp:
-    return parse_lowered(module) if isinstance(module, str) else module
 
 
 def translate_ptx(
     module: ModuleOp | str, arch: str = DEFAULT_ARCH
 ) -> tuple[str, dict[str, KernelSpec]]:
     """The (unoptimized) NVPTX LLVM IR of lowered IR, and the spec of each function."""
-    translation = translate_module(
-        _as_module(module), ptx_config(arch), phase_emitter=_KernelEmitter
-    )
-    return str(translation.llvm_module), translation.kernels
+    lowered = to_llvm(module, ptx_config(arch))
+    return lowered.llvm_ir, lowered.kernels
 
 
 _EXTERN_FUNC = re.compile(r"^\s*\.extern\s+\.func\b.*$", re.MULTILINE)
-_PTX_CACHE: MemoryCache[tuple[str, dict[str, KernelSpec]]] = MemoryCache(capacity=256)
 
 
 def _emit(module: ModuleOp | str, arch: str) -> tuple[str, dict[str, KernelSpec]]:
-    parsed = _as_module(module)
-    config = ptx_config(arch)
-    key = (str(parsed), *config.cache_key, llvmlite.__version__)
-    cached = _PTX_CACHE.get(key)
-    if cached is not None:
-        return cached
-    text, kernels = translate_ptx(parsed, arch)
-    # A private context: freed with the module, and safe next to a JIT compile in another thread.
-    llvm_module = optimize(parse_llvm_ir(text, llvm.create_context()), config)
-    ptx = create_target_machine(config).emit_assembly(llvm_module)
+    lowered = to_llvm(module, ptx_config(arch))
+    ptx = assembly(lowered)
     libcalls = _EXTERN_FUNC.findall(ptx)
     if libcalls:
         raise RuntimeError(
             "the PTX calls functions that do not exist on the GPU: "
             + "; ".join(line.strip() for line in libcalls)
         )
-    _PTX_CACHE.put(key, (ptx, kernels))
-    return ptx, kernels
+    return ptx, lowered.kernels
 
 
 def emit_ptx(module: ModuleOp | str, arch: str = DEFAULT_ARCH) -> str:
