@@ -30,7 +30,7 @@ from xdsl.ir import Block, Region, SSAValue
 
 from qopt.api.arrays import bytes_view
 from qopt.api.compiling import compile_kernel
-from qopt.api.dtypes import bit_width, is_float_storage
+from qopt.api.dtypes import bit_width, element_type, is_float_storage
 from qopt.api.kernel_cache import KERNELS
 from qopt.api.params import Granularity, packed_size, scale_array, zero_point_array
 from qopt.qdialect import formats
@@ -44,7 +44,7 @@ _TYPE_OPTIONS = frozenset({"storage_type", "scale_type"})
 
 
 def tensor_type(shape: Sequence[int], element: str) -> TensorType:
-    return TensorType(formats.parse_type_name(element), shape)
+    return TensorType(element_type(element), shape)
 
 
 def packed_shape(shape: Sequence[int], element: str) -> tuple[int, ...]:
@@ -193,7 +193,7 @@ def _attribute(name: str, value: Any) -> Any:
     if isinstance(value, Granularity):
         return value.attr
     if name in _TYPE_OPTIONS:
-        return formats.parse_type_name(value)
+        return element_type(value)
     if name == "attributes":
         return {key: StringAttr(text) for key, text in value}
     return value

@@ -8,18 +8,41 @@ each argument allows comes from the dialect's format table (qdialect/formats.py)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
+from xdsl.ir import Attribute
 
 from qopt.api.arrays import as_numpy
 from qopt.qdialect import formats
 
 
+def is_float_storage(name: str) -> bool:
+    return name in formats.FLOAT_STORAGE_NAMES
+
+
+@functools.cache
+def element_type(name: str) -> Attribute:
+    """The xDSL type of a spelling, built once (a warm call builds no attribute)."""
+    return formats.parse_type_name(name)
+
+
+@functools.cache
+def bit_width(name: str) -> int:
+    return formats.bit_width(element_type(name))
+
+
+@functools.cache
+def integer_range(name: str) -> tuple[int, int]:
+    """``(qmin, qmax)`` of an integer storage spelling."""
+    return formats.integer_range(element_type(name))
+
+
 def _ordered(names: Collection[str]) -> tuple[str, ...]:
     """Spellings in a stable order for messages: the widest first."""
-    return tuple(sorted(names, key=lambda n: (-formats.bit_width(formats.parse_type_name(n)), n)))
+    return tuple(sorted(names, key=lambda n: (-bit_width(n), n)))
 
 
 STORAGE_NAMES = _ordered(
@@ -29,14 +52,6 @@ STORAGE_NAMES = _ordered(
 EXPRESSED_NAMES = _ordered(formats.EXPRESSED_NAMES)
 SCALE_NAMES = _ordered(formats.SCALE_NAMES)
 F32 = np.dtype(np.float32)
-
-
-def is_float_storage(name: str) -> bool:
-    return name in formats.FLOAT_STORAGE_NAMES
-
-
-def bit_width(name: str) -> int:
-    return formats.bit_width(formats.parse_type_name(name))
 
 
 def dtype_name(value: Any, argument: str, allowed: Sequence[str]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qopt.api.arrays import as_numpy
-from qopt.api.dtypes import F32, SCALE_NAMES, bit_width, is_real_dtype
+from qopt.api.dtypes import F32, SCALE_NAMES, bit_width, integer_range, is_real_dtype
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import BlockAttr, GranularityAttr, PerAxisAttr, PerBlockAttr
 from qopt.qdialect.ops import ROUNDING_MODES, SCALE_ROUNDING_MODES, ZERO_POINT_DOMAINS
@@ -120,7 +120,7 @@ def zero_point_array(value: Any, argument: str, shape: tuple[int, ...], storage:
     """A zero point as an array of the storage type: integer-valued numbers of any width,
     range-checked; a 0-d zero point broadcasts to ``shape`` (the scale's shape)."""
     array = param_array(value, argument)
-    lo, hi = formats.integer_range(formats.parse_type_name(storage))
+    lo, hi = integer_range(storage)
     if array.size:
         if array.dtype.kind in "iuO":
             smallest, largest = int(array.min()), int(array.max())
