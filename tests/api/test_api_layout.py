@@ -66,7 +66,7 @@ def test_packed_input_and_attributes_build_as_parsed():
     call = OpCall(RequantizeOp, q, "i4", packed_input=((4, 8), "i4"))
     call.operand("in_scale", np.asarray(0.5, np.float32))
     call.operand("out_scale", np.asarray(0.25, np.float32))
-    call.option("attributes", (("lowering", "lut"),))
+    call.attribute("lowering", "lut")
     text = """func.func @main(%x: tensor<16xui8>, %a1: tensor<f32>, %a2: tensor<f32>) -> tensor<4x8xi8> {
   %u = quant.unpack %x : tensor<16xui8> -> tensor<4x8xi4>
   %r0 = quant.requantize %u in(scale(%a1 : tensor<f32>)) out(scale(%a2 : tensor<f32>)) {lowering = "lut"} : tensor<4x8xi4> -> tensor<4x8xi8>

@@ -77,6 +77,7 @@ class OpCall:
         self.packed_input = packed_input
         self.operands: list[tuple[str, tuple[int, ...], str]] = []
         self.options: dict[str, Any] = {}
+        self.attributes: tuple[tuple[str, str], ...] = ()
 
     def operand(self, name: str, array: np.ndarray) -> None:
         """Pass ``array`` as the op's operand ``name`` (``scale``, ``in_zero_point``)."""
@@ -101,6 +102,10 @@ class OpCall:
         if value is not None:
             self.options[name] = value
 
+    def attribute(self, name: str, text: str) -> None:
+        """A string attribute of the op's attr-dict (``{lowering = "lut"}``)."""
+        self.attributes += ((name, text),)
+
     def run(
         self,
         result_types: Sequence[Signature],
@@ -121,6 +126,7 @@ class OpCall:
             self.packed_input,
             tuple(self.operands),
             tuple(self.options.items()),
+            self.attributes,
             tuple(result_types),
             bytes_shape,
         )
@@ -157,7 +163,9 @@ class OpCall:
             name: arg for (name, _, _), arg in zip(self.operands, block.args[1:])
         }
         keywords.update((name, _attribute(name, v)) for name, v in self.options.items())
-        op = self.op(source, *(tensor_type(*t) for t in result_types), **keywords)
+        attributes = {name: StringAttr(text) for name, text in self.attributes}
+        results = (tensor_type(*t) for t in result_types)
+        op = self.op(source, *results, **keywords, attributes=attributes or None)
         for k, result in enumerate(op.results):
             result.name_hint = f"r{k}"
         block.add_op(op)
@@ -194,6 +202,4 @@ def _attribute(name: str, value: Any) -> Any:
         return value.attr
     if name in _TYPE_OPTIONS:
         return element_type(value)
-    if name == "attributes":
-        return {key: StringAttr(text) for key, text in value}
     return value

@@ -208,7 +208,7 @@ def requantize(
         call.option(f"{side}_granularity", gran)
     call.option("rounding", rounding_mode(rounding))
     if lowering is not None:
-        call.option("attributes", (("lowering", lowering),))
+        call.attribute("lowering", lowering)
     return call.run([(q.shape, out_storage)], out=out)
 
 
