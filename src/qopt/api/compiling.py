@@ -32,7 +32,7 @@ def lower(module: ModuleOp) -> ModuleOp:
 def compile_kernel(module: ModuleOp) -> Callable[..., Any]:
     """The JIT kernel of a built module's ``@main`` (verified, lowered, compiled)."""
     from qopt.codegen.jit import compile_module
-    from qopt.codegen.translate import TranslationError
+    from qopt.codegen.errors import TranslationError
 
     try:
         verify_module(module)
@@ -56,7 +56,7 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
     """
     from xdsl.utils.exceptions import DiagnosticException, ParseError
 
-    from qopt.codegen.translate import TranslationError
+    from qopt.codegen.errors import TranslationError
     from qopt.ir.diagnostics import describe_location
 
     if target not in ("cpu", "ptx"):
