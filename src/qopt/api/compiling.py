@@ -31,8 +31,8 @@ def lower(module: ModuleOp) -> ModuleOp:
 
 def compile_kernel(module: ModuleOp) -> Callable[..., Any]:
     """The JIT kernel of a built module's ``@main`` (verified, lowered, compiled)."""
-    from qopt.codegen.jit import compile_module
     from qopt.codegen.errors import TranslationError
+    from qopt.codegen.jit import compile_module
 
     try:
         verify_module(module)
