@@ -382,3 +382,13 @@ def test_constructor_builds_the_parsed_op(case: str) -> None:
 def test_every_quant_op_has_a_constructor_case() -> None:
     names = {text.split()[0] for _, text, _ in _CONSTRUCTED.values()}
     assert names == {op.name for op in QUANT_OPS}
+
+
+def test_constructor_parameters_accept_numpy_numbers() -> None:
+    """numpy scalars are constants like Python numbers; a bool is no parameter."""
+    x = Block(arg_types=[_X]).args[0]
+    op = QuantizeOp(x, _Q, scale=np.float32(0.125), zero_point=np.int64(3))
+    assert op.param("scale") == FloatAttr(0.125, f32)
+    assert op.param("zero_point") == IntegerAttr(3, i32)
+    with pytest.raises(TypeError, match="zero_point must be"):
+        QuantizeOp(x, _Q, scale=0.5, zero_point=True)

@@ -26,6 +26,7 @@ gets parse and print from :class:`ClauseOp`.
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -386,10 +387,10 @@ class ClauseFields:
                 self.properties[f"{name}_const"] = value
             case bool():
                 raise TypeError(f"{name} must be a value, a number or an attribute, got {value}")
-            case int() if integer:
-                self.properties[f"{name}_const"] = IntegerAttr(value, 32)
-            case int() | float():
-                self.properties[f"{name}_const"] = f32_attr(value)
+            case numbers.Integral() if integer:  # int and numpy integers
+                self.properties[f"{name}_const"] = IntegerAttr(int(value), 32)
+            case numbers.Real():
+                self.properties[f"{name}_const"] = f32_attr(float(value))
             case _:
                 raise TypeError(f"{name} must be a value, a number or an attribute, got {value!r}")
 
