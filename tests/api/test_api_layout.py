@@ -3,8 +3,6 @@ tests/test_architecture.py)."""
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 
 import qopt
@@ -15,8 +13,6 @@ from qopt.ir.diagnostics import verify_module
 from qopt.ir.printing import print_ir
 from qopt.qdialect.context import parse_module
 from qopt.qdialect.ops import DynamicQuantizeOp, QuantizeOp, RequantizeOp
-
-SRC = pathlib.Path(qopt.__file__).parent
 
 
 def test_api_exposes_the_public_names():
