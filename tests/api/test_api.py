@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qopt
-from tests.oracle.test_oracle_onnx import _CASES, _as_array, _oracle_for_case, assert_same_bits
 from tests.support import oracle
+from tests.support.bits import assert_same_bits
 
 F32 = np.float32
 INT_STORAGE = ["i8", "ui8", "i16", "ui16", "i4", "ui4", "i2", "ui2"]
@@ -257,19 +257,6 @@ def test_dynamic_quantize_tiles_of_blocks(form, shape, view):
     want = oracle.dynamic_quantize(np.ascontiguousarray(x), **form)
     for i, (g, w) in enumerate(zip(got, want)):
         assert_same_bits(g, w, f"result {i}")
-
-
-@pytest.mark.parametrize("name", sorted(_CASES))
-def test_onnx_node_case_through_the_api(name):
-    """The ONNX backend node tests, run through the compiled API instead of the oracle."""
-    tc, node = _CASES[name]
-    for inputs, outputs in tc.data_sets:
-        names = [i.name for i in tc.model.graph.input]
-        feeds = dict(zip(names, (_as_array(a) for a in inputs), strict=True))
-        want = [_as_array(a) for a in outputs]
-        got = _oracle_for_case(node, feeds, impl=qopt)
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_same_bits(g, w, f"{name} output {i}")
 
 
 @pytest.mark.parametrize(
