@@ -42,46 +42,14 @@ ever chosen by ``auto`` or by hand).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from qopt.qdialect.ops import (
-    QUANT_OPS,
-    DequantizeOp,
-    DynamicQuantizeOp,
-    FakeQuantizeOp,
-    PackOp,
-    QuantizeOp,
-    RequantizeOp,
-)
-
-MODES = ("auto", "fused", "composite")
-LUT_MIN_RATIO = 16
-"""A lookup table pays off when the tensor has this many elements per table entry."""
-
-
-def lut_pays_off(op: RequantizeOp) -> bool:
-    """``N >= LUT_MIN_RATIO * T`` for a requantize a table can implement."""
-    from qopt.passes.lower_quant import lut_shape
-
-    layout = lut_shape(op)
-    if layout is None:
-        return False
-    elements = math.prod(op.input.type.get_shape())
-    return elements >= LUT_MIN_RATIO * layout.channels * layout.entries
-
-
-def pack_can_fuse(op: PackOp) -> bool:
-    """The pack's codes come from a quantize or dynamic_quantize used by nothing else."""
-    producer = op.input.owner
-    if isinstance(producer, QuantizeOp):
-        return producer.result.has_one_use()
-    return isinstance(producer, DynamicQuantizeOp) and producer.data.has_one_use()
+from qopt.passes.lowering_choice import MODES, annotate_lowerings, choose_lowering
 
 
 @dataclass(frozen=True)
@@ -102,25 +70,7 @@ class ChooseQuantLoweringPass(ModulePass):
 
     def choose(self, op: Operation) -> str:
         """The lowering of one quant op under this pass's mode."""
-        match op:
-            case RequantizeOp():
-                if self.mode != "auto":
-                    return self.mode
-                return "lut" if self.allow_lut and lut_pays_off(op) else "fused"
-            case DynamicQuantizeOp():
-                return "composite" if self.mode == "auto" else self.mode
-            case FakeQuantizeOp():
-                return "fused" if self.mode == "auto" else self.mode
-            case PackOp():
-                if self.mode != "auto":
-                    return self.mode
-                return "fused" if pack_can_fuse(op) else "composite"
-            case DequantizeOp():
-                return "composite" if self.mode == "composite" else "fused"
-            case _:
-                return "fused"
+        return choose_lowering(op, self.mode, self.allow_lut)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for inner in op.walk():
-            if isinstance(inner, QUANT_OPS) and "lowering" not in inner.attributes:
-                inner.attributes["lowering"] = StringAttr(self.choose(inner))
+        annotate_lowerings(op, self.mode, self.allow_lut)
