@@ -4,7 +4,7 @@ This module is the numerics of SPEC.md section 3 written as IR: every function a
 scalar ``arith`` / ``math`` ops to the body of a ``linalg.generic`` that the lowering
 patterns are building (through :class:`~qopt.passes.scalar_ir.BodyBuilder`); nothing here
 knows about tensors, shapes or granularity. Layered like MLIR's ``LowerQuantOps.cpp``:
-:func:`round_integral` (one branch per rounding mode of ``formats.ROUNDING_MODES``),
+:func:`round_integral` (one rounder per mode of the dialect's ``ROUNDING_MODES``),
 :func:`clamp`, then :func:`quantize_value` / :func:`dequantize_value` and their parts. The
 dynamic scales and fake quantization build on these in ``dynamic_math.py``; fold-quant
 evaluates exactly these ops at compile time (``evaluate_lowered.py``).
