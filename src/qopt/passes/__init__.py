@@ -3,6 +3,13 @@
 The registry maps each pass name to a lazy factory, so ``qopt --help`` imports no pass
 module; pass name = module name = FileCheck test name (``lower-quant`` <->
 ``lower_quant.py`` <-> ``filecheck/passes/lower-quant.mlir``).
+
+The other modules are the layers beneath the passes, each imported in one direction:
+``scalar_ir`` (body builder) <- ``quant_math`` / ``dynamic_math`` (the numerics, once) <-
+``lowering_ir`` / ``lowering_choice`` <- ``lowering_packing`` <- ``lowering_static`` /
+``lowering_dynamic`` (one pattern per op) <- ``lower_quant``; ``choose_quant_lowering``
+writes what ``lowering_choice`` decides; ``evaluate_lowered`` <- ``fold_eval`` (the
+lowering's element bodies evaluated on every code) <- ``fold_proofs`` <- ``fold_quant``.
 """
 
 from collections.abc import Callable
