@@ -1,7 +1,7 @@
-"""Compiling IR to kernels: the pipeline of ``qopt --lower-quant``, then codegen.
+"""Compiling IR to kernels through the stages of qopt.pipeline (load, lower, compile_lowered).
 
 :func:`compile` takes IR from the user (text, a file, a module); :func:`compile_kernel`
-takes the one-op module the entry points build. Both lower with the same pass and turn
+takes the one-op module the entry points build. Both run the driver's pipeline and turn
 diagnostics into :class:`qopt.errors.QuantError`. Passes and codegen are imported on first
 use, so ``import qopt.api`` loads neither llvmlite nor the lowering.
 """
@@ -14,29 +14,18 @@ from typing import Any
 
 from xdsl.dialects.builtin import ModuleOp
 
+from qopt import pipeline
 from qopt.errors import QuantError
 from qopt.ir.diagnostics import Diagnostic, verify_module
-from qopt.qdialect.context import parse_module
-
-
-def lower(module: ModuleOp) -> ModuleOp:
-    """The pipeline of ``qopt --lower-quant`` (lower-quant runs the lowering choice)."""
-    from qopt.passes.lower_quant import LowerQuantPass
-    from qopt.qdialect.context import make_context
-
-    LowerQuantPass().apply(make_context(), module)
-    verify_module(module)
-    return module
 
 
 def compile_kernel(module: ModuleOp) -> Callable[..., Any]:
     """The JIT kernel of a built module's ``@main`` (verified, lowered, compiled)."""
     from qopt.codegen.errors import TranslationError
-    from qopt.codegen.jit import compile_module
 
     try:
         verify_module(module)
-        return compile_module(lower(module))["main"]
+        return pipeline.compile_lowered(pipeline.lower(module))["main"]
     except Diagnostic as diagnostic:
         raise QuantError(diagnostic.message) from None
     except TranslationError as err:
@@ -66,18 +55,14 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
     try:
         if isinstance(module_or_text, ModuleOp):
             module = module_or_text.clone()
+            verify_module(module)
         else:
-            text, filename = _ir_text(module_or_text)
-            module = parse_module(text, filename)
-        verify_module(module)
-        lower(module)
+            module = pipeline.load(*_ir_text(module_or_text))
+        compiled = pipeline.compile_lowered(
+            pipeline.lower(module, target), target=target, arch=arch
+        )
         if target == "ptx":
-            from qopt.codegen.ptx import compile_ptx
-
-            return compile_ptx(module, arch=arch or "sm_90")
-        from qopt.codegen.jit import compile_module
-
-        compiled = compile_module(module)
+            return compiled
     except Diagnostic as diagnostic:
         raise QuantError(diagnostic.message, diagnostic.location) from None
     except TranslationError as err:
