@@ -55,7 +55,7 @@ def main() -> None:
 
     def row(label: str) -> None:
         seconds = time.perf_counter() - start
-        cached, engines = len(cache.MEMORY_CACHE), jit.live_engines()
+        cached, engines = cache.MEMORY_CACHE.count("jit"), jit.live_engines()
         print(f"{label:>9} {rss_mb():8.1f} {cached:7d} {engines:8d} {seconds:8.1f}", flush=True)
 
     row("0")

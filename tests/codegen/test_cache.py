@@ -27,6 +27,7 @@ from qopt.codegen import cache
 from qopt.codegen.cache import (
     CACHE_DIR_ENV,
     DiskCache,
+    MemoryCache,
     cache_key,
     key_digest,
     pack_entry,
@@ -323,3 +324,26 @@ def test_concurrent_writers_into_one_empty_cache(tmp_path: Path) -> None:
     )
     counters, _ = run_child(directory, "a", "b")  # what is left is valid and served
     assert counters["first"] == [2, 0, 0]
+
+
+# --------------------------------------------------------------------------------------
+# The memory cache: one LRU per kind
+
+
+def test_memory_cache_bounds_each_kind_on_its_own() -> None:
+    memory: MemoryCache[str] = MemoryCache(capacity=2)
+    config = host_config()
+    for k in range(3):
+        memory.put(cache_key("llvm", f"ir{k}", config), f"llvm{k}")
+        memory.put(cache_key("jit", f"ir{k}", config), f"jit{k}")
+    assert memory.count("llvm") == memory.count("jit") == 2 and len(memory) == 4
+    assert memory.get(cache_key("jit", "ir0", config)) is None  # the oldest of its kind
+    assert memory.get(cache_key("jit", "ir2", config)) == "jit2"
+    assert memory.get(cache_key("llvm", "ir2", config)) == "llvm2"  # same text, other kind
+    memory.clear("jit")
+    assert memory.count("jit") == 0 and memory.count("llvm") == 2
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown cache kind"):
+        cache_key("cubin", "", host_config())

@@ -38,7 +38,6 @@ PHASE_FN_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64])
 SERIAL_FN_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR])
 
 
-
 @dataclass(frozen=True)
 class BufferSpec:
     """One numbered buffer of the kernel ABI (`data[i]`, `strides[i]`)."""

@@ -4,15 +4,19 @@ One mechanism, two levels, both keyed by `cache_key`: the *kind* of artifact, th
 determines it - the translated LLVM IR text (exact: the IR every later stage compiles; the
 xDSL printer is not, it prints ``dense<[0.0, -0.0]>`` as the splat ``dense<0.0>``), the
 target triple, CPU, feature string, optimisation level and the llvmlite version (Numba /
-Triton habit). Kinds (`KINDS`):
+Triton habit). Each stage's artifact is keyed by the text of its input; only the first
+stage's input is lowered IR, printed exactly (`qopt.ir.printing.print_ir`) when given as a
+module. Kinds (`KINDS`):
 
+* ``llvm``: the translation of lowered IR (`stages.LLVMStage`: LLVM IR text and the kernel
+  specs; memory only), keyed by the lowered IR's exact text;
 * ``jit``: a loaded `jit.CompiledModule` (memory only);
 * ``obj``: the object code of a JIT module (disk only, through MCJIT's object cache hooks,
   `ExecutionEngine.set_object_cache`: a hit hands MCJIT the stored object file, so another
   process skips optimisation and code generation);
 * ``asm``: target assembly text - host assembly or PTX (memory and disk).
 
-* `MEMORY_CACHE`: artifacts of this process (one bounded LRU for all kinds), so that a
+* `MEMORY_CACHE`: artifacts of this process (an LRU of 512 entries per kind), so that a
   kernel built twice from the same IR is compiled once;
 * `DiskCache`: bytes on disk, only when ``QOPT_CACHE_DIR`` names a directory.
 
@@ -57,16 +61,17 @@ __all__ = [
 
 CACHE_DIR_ENV = "QOPT_CACHE_DIR"
 
-KINDS = frozenset({"jit", "obj", "asm"})
+KINDS = frozenset({"llvm", "jit", "obj", "asm"})
 
 CacheKey = tuple[str, str, str, str, str, int, str]
 
 
-def cache_key(kind: str, llvm_ir: str, config: TargetConfig) -> CacheKey:
-    """(kind, LLVM IR text, triple, cpu, features, opt level, llvmlite version)."""
+def cache_key(kind: str, ir_text: str, config: TargetConfig) -> CacheKey:
+    """(kind, input IR text, triple, cpu, features, opt level, llvmlite version); the input
+    is lowered IR for kind ``llvm`` and the translated LLVM IR for the others."""
     if kind not in KINDS:
         raise ValueError(f"unknown cache kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    return (kind, llvm_ir, *config.cache_key)
+    return (kind, ir_text, *config.cache_key)
 
 
 def key_digest(key: CacheKey) -> str:
@@ -83,44 +88,53 @@ V = TypeVar("V")
 
 
 class MemoryCache(Generic[V]):
-    """A thread-safe LRU map from cache keys to compiled artifacts.
+    """A thread-safe LRU map from cache keys to compiled artifacts, bounded per kind: the
+    last `capacity` entries of each kind are kept (a JIT module does not evict its own
+    translation).
 
-    Entries are held under (kind, `key_digest`), not the key itself: a key carries a whole
-    LLVM module's text, which the cache need not keep alive.
+    Entries are held under `key_digest(key)`, not the key itself: a key carries a whole
+    module's text, which the cache need not keep alive.
     """
 
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], V] = OrderedDict()
+        self._kinds: dict[str, OrderedDict[str, V]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: CacheKey) -> V | None:
-        slot = (key[0], key_digest(key))
+        digest = key_digest(key)
         with self._lock:
-            value = self._entries.get(slot)
+            entries = self._kinds.get(key[0])
+            value = None if entries is None else entries.get(digest)
             if value is not None:
-                self._entries.move_to_end(slot)
+                entries.move_to_end(digest)  # type: ignore[union-attr]
             return value
 
     def put(self, key: CacheKey, value: V) -> None:
-        slot = (key[0], key_digest(key))
+        digest = key_digest(key)
         with self._lock:
-            self._entries[slot] = value
-            self._entries.move_to_end(slot)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            entries = self._kinds.setdefault(key[0], OrderedDict())
+            entries[digest] = value
+            entries.move_to_end(digest)
+            while len(entries) > self.capacity:
+                entries.popitem(last=False)
 
     def clear(self, kind: str | None = None) -> None:
         """Forget every entry, or those of one kind."""
         with self._lock:
             if kind is None:
-                self._entries.clear()
-                return
-            for slot in [s for s in self._entries if s[0] == kind]:
-                del self._entries[slot]
+                self._kinds.clear()
+            else:
+                self._kinds.pop(kind, None)
+
+    def count(self, kind: str) -> int:
+        """How many entries of `kind` are held."""
+        with self._lock:
+            return len(self._kinds.get(kind, ()))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            return sum(len(entries) for entries in self._kinds.values())
 
 
 MEMORY_CACHE: MemoryCache[object] = MemoryCache()

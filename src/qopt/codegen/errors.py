@@ -31,4 +31,3 @@ def _where(op: Operation) -> str:
         return f" at {op.location}{in_func}"
     text = str(op).strip().splitlines()[0]
     return f" at {op.location}{in_func}: {text}"
-

@@ -6,10 +6,11 @@
 Each stage is a function here, and each result can be dumped (`emit`: ``qopt -t llvm``,
 ``-t llvm`` with optimisation, ``-t asm``, ``-t ptx``). The target (`TargetConfig`) selects
 everything target-specific: the triple picks the loop-to-thread mapping (`mapping`), the
-target machine turns optimized IR into host assembly or PTX. Everything after the first
-stage is cached in the one compilation cache (`cache`), keyed by the translated LLVM IR:
-``asm`` here (assembly or PTX text, memory and disk), ``jit`` / ``obj`` by `codegen.jit`,
-which runs the same chain and hands the optimized module to MCJIT.
+target machine turns optimized IR into host assembly or PTX. Every stage is cached in
+the one compilation cache (`cache`), keyed by the exact text of its input: ``llvm`` (the
+translation, by the lowered IR) and ``asm`` (assembly or PTX text, memory and disk) here,
+``jit`` / ``obj`` by `codegen.jit`, which runs the same chain and hands the optimized
+module to MCJIT.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from qopt.codegen.target import (
     with_data_layout,
 )
 from qopt.codegen.translate import translate_module
+from qopt.ir.printing import print_ir
 
 __all__ = [
     "STAGES",
@@ -62,11 +64,18 @@ class LLVMStage:
 
 def to_llvm(module: ModuleOp | str, config: TargetConfig | None = None) -> LLVMStage:
     """Stage 1: lowered IR (a module or its text) -> LLVM IR for `config` (the host's by
-    default), with the loop-to-thread mapping of its triple."""
+    default), with the loop-to-thread mapping of its triple. Cached (kind ``llvm``) by the
+    exact text of the lowered IR."""
     config = with_data_layout(config or host_config())
+    key = cache.cache_key("llvm", module if isinstance(module, str) else print_ir(module), config)
+    lowered = cache.MEMORY_CACHE.get(key)
+    if isinstance(lowered, LLVMStage):
+        return lowered
     parsed = parse_lowered(module) if isinstance(module, str) else module
     translation = translate_module(parsed, config)
-    return LLVMStage(str(translation.llvm_module), translation.kernels, config)
+    lowered = LLVMStage(str(translation.llvm_module), translation.kernels, config)
+    cache.MEMORY_CACHE.put(key, lowered)
+    return lowered
 
 
 def optimized_module(
