@@ -2,7 +2,7 @@
 
 // Every innermost loop is two loops: a multiple of 16 iterations that LLVM vectorizes, and
 // the rest, marked scalar. A 13-element row with a 2-byte side is the case where LLVM's
-// own masked tail became a 4-byte store past the row (translate.py, VECTOR_STEP).
+// own masked tail became a 4-byte store past the row (codegen/loops.py, VECTOR_STEP).
 
 // CHECK-LABEL: define internal void @"main__phase0.loops"
 // CHECK:         and i64 %{{.*}}, -16

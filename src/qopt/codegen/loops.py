@@ -166,7 +166,7 @@ class PhaseEmitter:
     # -- structure ----------------------------------------------------------------------
 
     def _emit_phase(self, lo: ir.Value, hi: ir.Value) -> None:
-        ranks = {n.rank for n in self.members}
+        ranks = self.phase.ranks
         if ranks == {0}:
             self._if(
                 self.b.icmp_signed("<", lo, hi),

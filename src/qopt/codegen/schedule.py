@@ -217,6 +217,7 @@ class Phase:
 
     @property
     def ranks(self) -> set[int]:
+        """The ranks of its nests ({0}: scalars only, {1}: one loop, else rows)."""
         return {n.rank for n in self.nests}
 
 
