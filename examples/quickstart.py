@@ -23,7 +23,7 @@ EXAMPLE = Path(__file__).with_name("nvfp4_dynamic_quant.mlir")
 
 
 def unpack_e2m1(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Two e2m1 codes per byte, first element in the low nibble (SPEC section 1)."""
+    """Two e2m1 codes per byte, first element in the low nibble (docs/semantics.md section 1)."""
     codes = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1)[: np.prod(shape)]
     return codes.astype(np.uint8).view(ml_dtypes.float4_e2m1fn).reshape(shape)
 

@@ -1,4 +1,4 @@
-// A requantize chain that folds exactly (SPEC section 4): the inner step only moves the
+// A requantize chain that folds exactly (docs/semantics.md section 6): the inner step only moves the
 // zero point (same scale, i8 -> i16 is wide enough: no rounding, no clamp), so
 //   requantize(requantize(q, in=(0.05, 3), out=(0.05, 1000)), in=(0.05, 1000), out=(0.1, -2))
 // is requantize(q, in=(0.05, 3), out=(0.1, -2)) for every input code.

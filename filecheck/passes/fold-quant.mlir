@@ -3,7 +3,7 @@
 // RUN: qopt %s --split-input-file -p 'fold-quant{lossy=true}' -o %t 2>&1 | filecheck %s --check-prefix=REMARK
 // RUN: filecheck %s --input-file %t --check-prefix=LOSSY
 
-// Every fold of fold-quant (SPEC section 4) with a negative case next to it. The exactness
+// Every fold of fold-quant (docs/semantics.md section 6) with a negative case next to it. The exactness
 // proofs enumerate every storage code at compile time; tests/test_fold_quant.py checks the
 // same folds against the oracle on every code.
 

@@ -34,7 +34,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from qopt.ir.diagnostics import Diagnostic, locate_op, verify_module
 from qopt.ir.printing import ExactPrinter
-from qopt.passes import PASS_SUMMARIES, PASSES
+from qopt.passes import PASS_OPTIONS, PASS_SUMMARIES, PASSES
 from qopt.pipeline import check_sizes, check_translatable
 from qopt.qdialect.context import DIALECT_FACTORIES, parse_module
 
@@ -146,7 +146,7 @@ class _PassFlag(argparse.Action):
     ) -> None:
         flags = list(getattr(namespace, "pass_flags", None) or [])
         options = values.strip() if isinstance(values, str) else ""
-        pass_name = self.metavar or ""
+        pass_name = (option_string or self.option_strings[0]).removeprefix("--")
         flags.append(f"{pass_name}{{{options}}}" if options else pass_name)
         namespace.pass_flags = flags
 
@@ -195,16 +195,23 @@ class QoptMain(xDSLOptMain):
             if action.dest == "version":
                 action.version_format = version_text().replace("{", "{{").replace("}", "}}")
                 action.help = "print qopt's version (and xDSL's, llvmlite's) and exit"
-        group = arg_parser.add_argument_group("passes (run in command-line order, after -p)")
+        group = arg_parser.add_argument_group(
+            "passes (run in command-line order, after -p; options as --PASS='a=1 b=2' or "
+            "-p 'PASS{a=1 b=2}')"
+        )
         for name in PASSES:
+            options = PASS_OPTIONS.get(name, {})
+            help_text = PASS_SUMMARIES.get(name, "")
+            if options:
+                help_text += "; options: " + "; ".join(f"{k}={v}" for k, v in options.items())
             group.add_argument(
                 f"--{name}",
                 action=_PassFlag,
                 nargs="?",
                 const="",
-                metavar=name,
+                metavar="OPTIONS",
                 dest="pass_flags",
-                help=PASS_SUMMARIES.get(name, ""),
+                help=help_text,
             )
 
     def setup_pipeline(self) -> None:

@@ -487,3 +487,56 @@ def test_lower_to_file_then_compile_keeps_hex_constants(tmp_path):
         outputs.append(out.getvalue())
     assert outputs[0] == outputs[1]
     assert 'c"\\00\\00\\00K8\\b4\\96I"' in outputs[0]  # 0x4B000000, 0x4996B438 (little-endian)
+
+
+# --------------------------------------------------------------------------------------
+# What the driver says about itself (issue "one qopt package")
+
+
+def test_version_names_qopt_xdsl_and_llvmlite(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (
+        f"qopt {version('qopt')} (xdsl {version('xdsl')}, llvmlite {version('llvmlite')})"
+    )
+
+
+def test_help_lists_every_pass_with_its_options(capsys):
+    import dataclasses
+
+    from qopt.passes import PASS_OPTIONS, PASSES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, factory in PASSES.items():
+        assert f"--{name} [OPTIONS]" in text
+        fields = {f.name for f in dataclasses.fields(factory())}
+        assert set(PASS_OPTIONS.get(name, {})) == fields, name
+        for option in fields:
+            assert f"{option}=" in text, (name, option)
+    assert "docs/semantics.md" in text
+
+
+def test_pass_flag_takes_options(tmp_path: Path):
+    text = (ROOT / "examples" / "requant_chain_stays.mlir").read_text()
+    code, plain, _ = run_main(tmp_path, text, "--fold-quant")
+    assert code == 0
+    code, lossy, _ = run_main(tmp_path, text, "--fold-quant=lossy=true")
+    assert code == 0
+    assert plain.count("quant.requantize") == 2
+    assert lossy.count("quant.requantize") == 1
+
+
+def test_dir_of_qopt_shows_the_api():
+    import qopt
+
+    names = set(dir(qopt))
+    for name in ("quantize", "dequantize", "requantize", "dynamic_quantize", "fake_quantize"):
+        assert name in names and callable(getattr(qopt, name))
+    assert {"compile", "QuantError", "__version__"} <= names
+    assert not any(n.startswith("_") and n != "__version__" for n in names)

@@ -1,4 +1,4 @@
-"""Unit tests of the oracle's own edge cases (tests/oracle.py, SPEC.md section 3).
+"""Unit tests of the oracle's own edge cases (tests/oracle.py, docs/semantics.md sections 3-5).
 
 Worked examples are computed by hand in the comments; the ONNX proof is in
 test_oracle_onnx.py.

@@ -9,7 +9,7 @@
 
 Where the ONNX *reference implementation* has no defined result (integer QuantizeLinear
 of NaN / +-inf / |x/s| >= 2^30 goes through an undefined ``float -> int32`` cast) the
-elements are checked against SPEC.md's rule instead (NaN -> zero point, saturation).
+elements are checked against the project's rule (docs/semantics.md) instead (NaN -> zero point, saturation).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def test_quantize_int_matches_onnx_reference(gran, data):
     with np.errstate(all="ignore"):
         v = x / S
     # the ONNX reference casts rint(x / s) to int32 without a range check: compare only
-    # where that cast is defined, and hold the rest to SPEC's rule
+    # where that cast is defined, and hold the rest to the project's rule
     bad = ~np.isfinite(v) | (np.abs(v) >= 2.0**30)
     feeds = {"x": np.where(bad, F32(0), x), "s": s}
     extra = {"output_dtype": helper.np_dtype_to_tensor_dtype(dt)} if zp is None else {}
@@ -295,14 +295,14 @@ def test_dynamic_quantize_matches_onnx_reference(x):
     node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "zp"])
     want = _run_onnx(node, {"x": x})
     if not np.any(x):
-        # all zeros: SPEC stores the scale as 1.0 (onnxruntime: `max == min ? 1.0f : ...`);
+        # all zeros: qopt stores the scale as 1.0 (onnxruntime: `max == min ? 1.0f : ...`);
         # the ONNX reference computes float32(1.0) / 255 (the `/ 255` binds outside its
         # conditional expression), so only the data and zero point are comparable here
         assert got[1] == F32(1.0) and want[1] == F32(1.0) / F32(255)
         want[1] = np.asarray(F32(1.0))
     elif want[1] == 0:
         # the range is subnormal and (xmax - xmin) / 255 underflows to 0: the ONNX
-        # reference then divides by zero; SPEC never does - a zero scale is stored as 1.0
+        # reference then divides by zero; qopt never does - a zero scale is stored as 1.0
         # (as for an all-zero block), so every element quantizes to the zero point
         assert got[1] == F32(1.0) and np.all(got[0] == got[2])
         return

@@ -2,7 +2,7 @@
 
 The evaluator (``qopt.passes.fold_eval``) runs the lowering's own element bodies through
 ``qopt.passes.evaluate_lowered``; the oracle (tests/support/oracle.py) is the independent
-numpy reference of SPEC section 3. They must agree bit for bit on every code of every
+numpy reference of docs/semantics.md sections 3-5. They must agree bit for bit on every code of every
 storage format, for every rounding mode, at ordinary and extreme scales.
 """
 

@@ -234,7 +234,7 @@ def requantize_line(
 
 
 def scale_is_benign(storage: str, scale: float, zero_point: int | None) -> bool:
-    """SPEC section 4's condition: (q - zp) * s finite and normal for every nonzero q - zp."""
+    """docs/semantics.md section 6's condition: (q - zp) * s finite and normal for every nonzero q - zp."""
     s = np.float32(scale)
     if is_float(storage):
         values = every_code(storage).astype(np.float32)
@@ -255,7 +255,7 @@ def scale_is_benign(storage: str, scale: float, zero_point: int | None) -> bool:
 
 
 def test_quantize_of_dequantize_proof_every_storage_extreme_scales():
-    """SPEC section 4: q(dq(q)) == q for storage up to 16 bits while the scale is normal and
+    """docs/semantics.md section 6: q(dq(q)) == q for storage up to 16 bits while the scale is normal and
     (q - zp) * s stays finite and normal. Checked with the oracle on every code of every
     storage format for the extreme scales and zero points, and the pass folds exactly the
     cases the oracle shows to be the identity.

@@ -101,9 +101,9 @@ def oracle_for_case(node, feeds, impl=oracle):
         zp = _opt_input(node, feeds, 2)
         precision = attrs.get("precision", 0)
         if precision not in (0, TensorProto.FLOAT):
-            pytest.skip(f"precision={precision}: SPEC computes x / s in f32 only")
+            pytest.skip(f"precision={precision}: qopt computes x / s in f32 only")
         if not precision and np.result_type(x.dtype, s.dtype) != np.float32:
-            pytest.skip("ONNX divides in the input precision here; SPEC computes x / s in f32")
+            pytest.skip("ONNX divides in the input precision here; qopt computes x / s in f32")
         if zp is not None:
             dtype = zp.dtype
         elif attrs.get("output_dtype", 0):
@@ -114,7 +114,7 @@ def oracle_for_case(node, feeds, impl=oracle):
         if zp is not None and oracle.is_float_format(zp.dtype):
             # ONNX's formula is saturate(x / s + zp) for every type; a float zero point must
             # be 0, and adding it changes exactly one thing: a -0 quotient becomes +0
-            # (IEEE -0 + +0 = +0). SPEC's float storage has no zero point, so the ONNX
+            # (IEEE -0 + +0 = +0). qopt's float storage has no zero point, so the ONNX
             # case maps to the oracle with +0 fed where x / s is a zero (s > 0).
             S = oracle.expand_param(s, x.shape, **gran).astype(F32)
             assert np.all(S > 0)

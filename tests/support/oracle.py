@@ -1,7 +1,7 @@
-"""The numpy + ml_dtypes oracle of SPEC.md section 3: the reference semantics of every op.
+"""The numpy + ml_dtypes oracle of docs/semantics.md sections 3-5: the reference semantics of every op.
 
 Written for clarity and exactness, not speed (but vectorized: a 4096x4096 tensor takes
-seconds). Every public function mirrors the Python API of SPEC.md section 5, so a test can
+seconds). Every public function mirrors the Python API of the README's Python API, so a test can
 call the oracle and ``codegen`` the same way and compare bits.
 
 Conventions shared by every function
@@ -12,7 +12,7 @@ Conventions shared by every function
   ``x / s`` is a correctly rounded f32 *division*, never a multiplication by a reciprocal.
 * Formats (section 1) are numpy / ml_dtypes dtypes, one element per byte; the MLIR
   spellings (``'i8'``, ``'f8E4M3FN'``, ...) are accepted wherever a dtype is.
-  Beyond the formats of SPEC section 1 the stretch formats ``f6E2M3FN``, ``f6E3M2FN``,
+  Beyond the formats of docs/semantics.md section 1 the stretch formats ``f6E2M3FN``, ``f6E3M2FN``,
   ``f8E4M3FNUZ`` and ``f8E5M2FNUZ`` are accepted as float storage.
 * Every float-format conversion is ml_dtypes' ``astype`` from f32 (round to nearest even,
   the format's own overflow behaviour).
@@ -76,7 +76,7 @@ _MLIR_NAMES = {
     "f32": np.float32,
     "f16": np.float16,
     "bf16": ml_dtypes.bfloat16,
-    # stretch formats of SPEC section 1
+    # stretch formats of docs/semantics.md section 1
     "f6E2M3FN": ml_dtypes.float6_e2m3fn,
     "f6E3M2FN": ml_dtypes.float6_e3m2fn,
     "f8E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
@@ -124,7 +124,7 @@ _ROUNDING = ("nearest_even", "nearest_away", "half_up", "toward_zero")
 def storage_dtype(name_or_dtype) -> np.dtype:
     """The numpy / ml_dtypes dtype of a format given by MLIR spelling or dtype.
 
-    Accepts the spellings of SPEC section 1 (``'i8' 'ui8' 'i16' 'ui16' 'i4' 'ui4' 'i2'
+    Accepts the spellings of docs/semantics.md section 1 (``'i8' 'ui8' 'i16' 'ui16' 'i4' 'ui4' 'i2'
     'ui2' 'f8E4M3FN' 'f8E5M2' 'f4E2M1FN' 'f8E8M0FNU' 'f32' 'f16' 'bf16'``, plus the
     stretch ``'f6E2M3FN' 'f6E3M2FN' 'f8E4M3FNUZ' 'f8E5M2FNUZ'``) and any numpy / ml_dtypes
     dtype, type or dtype name of one of those formats. Anything else: ``ValueError``.
@@ -135,11 +135,11 @@ def storage_dtype(name_or_dtype) -> np.dtype:
         dt = np.dtype(name_or_dtype)
     except (TypeError, ValueError) as e:
         raise ValueError(
-            f"dtype: expected an element format of SPEC section 1, got {name_or_dtype!r}"
+            f"dtype: expected an element format of docs/semantics.md section 1, got {name_or_dtype!r}"
         ) from e
     if name_or_dtype is None or dt not in _SUPPORTED:
         raise ValueError(
-            f"dtype: expected an element format of SPEC section 1, got {name_or_dtype!r}"
+            f"dtype: expected an element format of docs/semantics.md section 1, got {name_or_dtype!r}"
         )
     return dt
 
@@ -220,7 +220,7 @@ def _param_shape(shape, blocks) -> tuple[int, ...]:
 def param_block_shape(
     data_shape, *, axis=None, block_size=None, block_shape=None, param_shape=None
 ) -> tuple[int, ...]:
-    """Block shape ``B`` (one int >= 1 per data dimension) of a granularity (SPEC section 2).
+    """Block shape ``B`` (one int >= 1 per data dimension) of a granularity (docs/semantics.md section 2).
 
     * ``block_shape`` given: that N-D block, ``-1`` meaning the whole extent (``axis`` is
       ignored; ``block_size`` must be None);
@@ -434,7 +434,7 @@ def quantize(
     qmax=None,
     runtime_scale=False,
 ) -> np.ndarray:
-    """SPEC 3 quantize: f32 ``x`` to storage ``dtype``.
+    """quantize (docs/semantics.md): f32 ``x`` to storage ``dtype``.
 
     * integer storage: ``q = clamp(round(x / s) + zp, qmin, qmax)`` (round first, then add
       the zero point, ONNX order); ``rounding`` is ``nearest_even`` (default),
@@ -503,7 +503,7 @@ def dequantize(
     minval=None,
     qmin=None,
 ) -> np.ndarray:
-    """SPEC 3 dequantize: ``x = (f32(q) - f32(zp)) * s`` in f32, then rne to ``dtype``.
+    """dequantize (docs/semantics.md): ``x = (f32(q) - f32(zp)) * s`` in f32, then rne to ``dtype``.
 
     ``dtype`` is f32 (default), f16 or bf16. Float storage takes no zero point.
     ``minval`` form: ``x = s * (f32(q) - f32(qmin)) + minval`` (two f32 roundings, no fma);
@@ -554,7 +554,7 @@ def requantize(
     qmin=None,
     qmax=None,
 ) -> np.ndarray:
-    """SPEC 3 requantize: exactly ``quantize(dequantize(q, in_s, in_zp) as f32, out_s, out_zp)``.
+    """requantize (docs/semantics.md): exactly ``quantize(dequantize(q, in_s, in_zp) as f32, out_s, out_zp)``.
 
     ``dtype`` None keeps q's storage type. Each parameter picks its own granularity: one
     element = per-tensor, 1-D with ``shape[axis]`` entries = per-axis on ``axis`` (so input
@@ -638,7 +638,7 @@ def dynamic_quantize(
     scale_rounding="floor",
     eps=None,
 ) -> tuple:
-    """SPEC 3 dynamic_quantize: per-block statistics, then quantize with the computed scale.
+    """dynamic_quantize (docs/semantics.md): per-block statistics, then quantize with the computed scale.
 
     Granularity: ``block_shape`` -> N-D block, ``block_size`` -> per-block along ``axis``
     (default the last axis), ``axis`` alone -> per channel (a 1-D scale of
@@ -830,7 +830,7 @@ def fake_quantize(
     eps=None,
     rounding="nearest_even",
 ) -> np.ndarray:
-    """SPEC 3 fake_quantize: ``dequantize(quantize(x))`` in one pass, in f32.
+    """fake_quantize (docs/semantics.md): ``dequantize(quantize(x))`` in one pass, in f32.
 
     Returns f32, or x's dtype when x is f16 / bf16 (rne of the f32 result).
 
@@ -863,7 +863,7 @@ def fake_quantize(
     (``max(s, eps)`` only when ``eps`` is given; a zero scale is 1.0 as in
     ``dynamic_quantize``), then ``x' = f32(cast_rne(clip(x / s, -max, max))) * s``.
 
-    The fake-quantize formulas (SPEC: an f32 division ``x / s``, where torchao multiplies
+    The fake-quantize formulas (docs/semantics.md: an f32 division ``x / s``, where torchao multiplies
     by ``1 / s``; arithmetic in f32 where torchao uses x's dtype):
 
     * ``'int'`` / ``'none'`` domain: ``q = clamp(round(x / s) + zp, qmin, qmax)``,
@@ -872,7 +872,7 @@ def fake_quantize(
       ``_dequantize_affine_tinygemm``): ``min_val = zp - s * mid``,
       ``q = clamp(round((x - min_val) / s), qmin, qmax)``, ``x' = (q - mid) * s + zp``.
 
-    NaN is quantized like +0 in both domains (SPEC: NaN gives the zero point), so it fakes
+    NaN is quantized like +0 in both domains (docs/semantics.md: NaN gives the zero point), so it fakes
     to the value 0 maps to; +-inf saturate.
     """
     xa = np.asarray(x)

@@ -1,4 +1,4 @@
-"""The entry points of SPEC.md section 5: quantize, dequantize, requantize,
+"""The entry points of the README's Python API: quantize, dequantize, requantize,
 dynamic_quantize and fake_quantize.
 
 Each checks its arguments (dtypes.py, params.py), describes the one-op function of the
@@ -62,7 +62,7 @@ def quantize(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``q = clamp(round(x / scale) + zero_point, qmin, qmax)``; float storage
-    ``cast_rne(x / scale)`` (SPEC section 3). Returns an array of ``dtype``, or with
+    ``cast_rne(x / scale)`` (docs/semantics.md sections 3-5). Returns an array of ``dtype``, or with
     ``packed=True`` (4-bit and 2-bit types) the flat uint8 bytes of the codes.
 
     Granularity: ``block_shape`` -> N-D block; ``block_size`` -> per-block along ``axis``
@@ -228,7 +228,7 @@ def dynamic_quantize(
     packed: bool = False,
     out: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, ...]:
-    """Per-block statistics, then quantize with the computed scale (SPEC section 3).
+    """Per-block statistics, then quantize with the computed scale (docs/semantics.md sections 3-5).
 
     Returns ``(data, scale)``, or ``(data, scale, zero_point)`` when not symmetric.
     Granularity: ``block_shape`` -> N-D block; ``block_size`` -> per-block along ``axis``

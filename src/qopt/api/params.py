@@ -181,7 +181,7 @@ def granularity(
     block_shape: Any,
     per_axis: bool,
 ) -> Granularity:
-    """SPEC section 5: block_shape -> N-D block; block_size -> per-block along axis (default
+    """the README's Python API: block_shape -> N-D block; block_size -> per-block along axis (default
     the last); ``per_axis`` (the caller's rule: axis and a 1-D parameter, or axis alone for
     the dynamic ops) -> per-axis; none -> per-tensor. ``axis`` is range-checked always."""
     rank = len(shape)
@@ -250,7 +250,7 @@ def double_quant(value: Any) -> np.ndarray:
 
 
 def packed_size(shape: Sequence[int], element: str) -> int:
-    """Bytes holding ``shape`` codes of a 4-bit or 2-bit type (SPEC section 1)."""
+    """Bytes holding ``shape`` codes of a 4-bit or 2-bit type (docs/semantics.md section 1)."""
     per_byte = 8 // bit_width(element)
     return -(-math.prod(shape) // per_byte)
 

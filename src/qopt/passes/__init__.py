@@ -58,9 +58,21 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
 }
 
 PASS_SUMMARIES: dict[str, str] = {
-    "fold-quant": "exact folds of q/dq pairs and requantize chains (SPEC section 4)",
+    "fold-quant": "exact folds of q/dq pairs and requantize chains (docs/semantics.md section 6)",
     "choose-quant-lowering": "annotate each op with its lowering: fused, composite or lut",
     "lower-quant": "lower every quant op to func/arith/math/linalg/tensor",
     "canonicalize": "xDSL's canonicalization patterns",
     "cse": "common subexpression elimination",
 }
+
+PASS_OPTIONS: dict[str, dict[str, str]] = {
+    "fold-quant": {
+        "lossy": "false|true: also merge inexact chains, each reported with its worst-case error"
+    },
+    "choose-quant-lowering": {
+        "mode": "auto|fused|composite: the lowering of every op (auto: the cost model's)",
+        "allow_lut": "false|true: let auto pick lookup tables (inputs of at most 8 bits)",
+    },
+}
+"""Each pass's options (the fields of its dataclass; a test holds them equal), for
+``qopt --help``: ``--fold-quant='lossy=true'`` or ``-p 'fold-quant{lossy=true}'``."""

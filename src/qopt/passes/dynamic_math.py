@@ -1,6 +1,6 @@
 """The scalar math of block statistics, dynamic quantization and fake quantization.
 
-The scale computations of ``dynamic_quantize`` / ``fake_quantize`` (SPEC.md section 3):
+The scale computations of ``dynamic_quantize`` / ``fake_quantize`` (docs/semantics.md sections 3-5):
 the amax step of the statistics reduction, :func:`dynamic_params` / :func:`fake_params`
 (the parameters of one block from its statistics) and the per-element
 :func:`dynamic_data` / :func:`fake_value`, built on ``quant_math.py``. The fused and the
@@ -144,7 +144,7 @@ def mx_scale_code(b: BodyBuilder, amax_bits: SSAValue, form: DynamicForm) -> SSA
 def dynamic_params(
     b: BodyBuilder, stats: Stats, form: DynamicForm, double_quant: SSAValue | None
 ) -> DynamicParams:
-    """The scale (and zero point) of one block of ``dynamic_quantize`` (SPEC section 3).
+    """The scale (and zero point) of one block of ``dynamic_quantize`` (docs/semantics.md sections 3-5).
 
     * integer / float data with an f32/f16/bf16 scale: ``s = amax / qmax`` (float data:
       ``amax / max``; asymmetric: ``(max(xmax,0) - min(xmin,0)) / (qmax - qmin)``),

@@ -1,7 +1,7 @@
 """fold-quant's compile-time evaluator: the lowering's own element math on every code.
 
 fold-quant proves a fold by evaluating quantize / dequantize on every storage code for
-every constant parameter (SPEC section 4). It does not carry its own copy of the
+every constant parameter (docs/semantics.md section 6). It does not carry its own copy of the
 numerics: :func:`dequantize` and :func:`quantize` build the scalar body the lowering
 builds for one element (``quant_math.dequantize_value`` / ``quantize_value`` on a
 :class:`~qopt.passes.scalar_ir.BodyBuilder`, once per distinct signature) and evaluate it

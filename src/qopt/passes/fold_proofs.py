@@ -1,4 +1,4 @@
-"""fold-quant's proofs: when a fold changes no result bits (SPEC section 4).
+"""fold-quant's proofs: when a fold changes no result bits (docs/semantics.md section 6).
 
 Each proof resolves the constant parameters per *cell* and evaluates the steps on every
 input code with ``fold_eval.py`` (the lowering's own element math), or, for the one

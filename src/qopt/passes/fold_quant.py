@@ -1,6 +1,6 @@
 """fold-quant: folds of quant op pairs and requantize chains that change no result bits.
 
-SPEC.md section 4 allows a rewrite only where it provably changes the bits of no output.
+docs/semantics.md section 6 allows a rewrite only where it provably changes the bits of no output.
 Each pattern below proves that before it rewrites, and otherwise leaves the IR alone:
 
     quantize(dequantize(%q))             -> %q               (FoldQuantizeOfDequantize)
@@ -8,7 +8,7 @@ Each pattern below proves that before it rewrites, and otherwise leaves the IR a
     requantize(%q) with in == out        -> %q               (RemoveIdentityRequantize)
     requantize(requantize(%q))           -> requantize(%q)   (FoldRequantizeChain)
 
-* dequantize -> quantize is a requantize by definition (SPEC section 3: requantize means
+* dequantize -> quantize is a requantize by definition (docs/semantics.md sections 3-5: requantize means
   ``quantize(dequantize(q) as f32)``), so that fusion needs no proof beyond an f32
   intermediate: an f16 / bf16 one rounds in between, which requantize cannot express.
 * ``(q - zp) * s / s`` is NOT always ``q - zp`` in f32: it is one f32 ulp off for a good
@@ -20,7 +20,7 @@ Each pattern below proves that before it rewrites, and otherwise leaves the IR a
   constant parameter at compile time, bit-exactly as the compiled code computes it (the
   lowering's own element bodies, evaluated by fold_eval.py), and fold exactly when every
   code comes back. (The enumeration also
-  shows the SPEC condition is sufficient, not necessary: a subnormal scale keeps integer
+  shows the condition is sufficient, not necessary: a subnormal scale keeps integer
   codes exact.) Runtime scales are left alone: a runtime scale may be 0, inf, NaN or
   huge, and no rule holds for all of those. A runtime zero point is accepted when it is
   the same SSA value on both sides: then only ``d`` matters and every ``d`` of the
@@ -301,7 +301,7 @@ def _remark(op: Operation, message: str) -> None:
 
 @dataclass(frozen=True)
 class FoldQuantPass(ModulePass):
-    """Exact folds of q/dq pairs and requantize chains (SPEC section 4).
+    """Exact folds of q/dq pairs and requantize chains (docs/semantics.md section 6).
 
     ``lossy=true`` also folds requantize chains that are not exact but can be enumerated,
     reporting each one's worst-case error in output units as a remark on stderr.

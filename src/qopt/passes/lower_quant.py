@@ -20,7 +20,7 @@ quant op survives. Layered like MLIR's ``LowerQuantOps.cpp``, one module per lay
 5. :class:`LowerQuantPass` (this file), which first annotates unannotated ops with the
    default choice.
 
-Pack / unpack (SPEC section 1: C order, first element in the low bits, odd tail padded with
+Pack / unpack (docs/semantics.md section 1: C order, first element in the low bits, odd tail padded with
 0) are generics over the *bytes* resp. the *codes*, flattening with affine maps only
 (``floordiv`` / ``mod`` by constants), so any shape on either side works:
 
@@ -69,7 +69,7 @@ from qopt.qdialect.ops import QUANT_OPS
 
 @dataclass(frozen=True)
 class LowerQuantPass(ModulePass):
-    """Lower every quant op (SPEC.md section 3) to the op set of docs/design.md section 1.
+    """Lower every quant op (docs/semantics.md sections 3-5) to the op set of docs/design.md section 1.
 
     Ops without a ``lowering`` annotation first get the ``auto`` choice of
     ``choose-quant-lowering``, so ``qopt FILE --lower-quant`` always works.

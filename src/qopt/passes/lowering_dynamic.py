@@ -108,7 +108,7 @@ def emit_stats(
           %bits = arith.bitcast %in : f32 to i32; %abs = arith.andi ...; arith.maxsi ...
         }
 
-    xmin / xmax (``minmax``) with ``minimumf`` / ``maximumf`` from 0.0 (which is SPEC's
+    xmin / xmax (``minmax``) with ``minimumf`` / ``maximumf`` from 0.0 (which is the semantics'
     ``min(xmin, 0)`` / ``max(xmax, 0)``), or from +inf / -inf when ``raw``.
     """
     shape = shape_of(x)

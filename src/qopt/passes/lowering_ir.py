@@ -3,7 +3,7 @@
 Element / shape queries and indexing-map builders (each shows the map it makes),
 :class:`GenericBuilder` (operands, maps and body of one ``linalg.generic``), :class:`Emitter`
 (the function-level ops replacing one quant op, all at its location), and the granularity
-dispatch: :func:`param_map` (the general block form of SPEC section 2) and
+dispatch: :func:`param_map` (the general block form of docs/semantics.md section 2) and
 :class:`ParamSource` / :class:`OpParams` (a parameter as a tensor operand, a dense constant
 table or a scalar ``arith.constant``). No numerics here: those are ``quant_math.py`` and
 ``dynamic_math.py``.
@@ -79,7 +79,7 @@ def scalar_map(num_dims: int) -> AffineMap:
 
 
 def param_map(granularity: GranularityAttr, shape: Sequence[int]) -> AffineMap:
-    """Data index -> parameter index (SPEC section 2), one result per parameter dim:
+    """Data index -> parameter index (docs/semantics.md section 2), one result per parameter dim:
 
     per_tensor        (d0, d1) -> ()                      tensor<f32>
     per_axis(1)       (d0, d1) -> (d1)                    tensor<8xf32>

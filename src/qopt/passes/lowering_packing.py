@@ -1,4 +1,4 @@
-"""lower-quant's patterns for pack and unpack (SPEC section 1).
+"""lower-quant's patterns for pack and unpack (docs/semantics.md section 1).
 
 C order, first element in the low bits, odd tail padded with 0; generics over the
 *bytes* (pack) resp. the *codes* (unpack) that flatten with affine maps only (see

@@ -1,6 +1,6 @@
 """The scalar math of the quant lowering: what one element of a static quant op computes.
 
-This module is the numerics of SPEC.md section 3 written as IR: every function appends
+This module is the numerics of docs/semantics.md sections 3-5 written as IR: every function appends
 scalar ``arith`` / ``math`` ops to the body of a ``linalg.generic`` that the lowering
 patterns are building (through :class:`~qopt.passes.scalar_ir.BodyBuilder`); nothing here
 knows about tensors, shapes or granularity. Layered like MLIR's ``LowerQuantOps.cpp``:
@@ -148,7 +148,7 @@ def quantize_value(
     rounding: str = "nearest_even",
     saturate: bool = True,
 ) -> SSAValue:
-    """SPEC quantize of one f32 element into ``storage`` (``quantizeValue`` upstream).
+    """The quantize of one f32 element into ``storage`` (``quantizeValue`` upstream).
 
     %v = arith.divf %x, %scale : f32                          (x - minval first)
     ... quantize_int_value ...; %i = arith.fptosi; %q = arith.trunci   (integers)
@@ -187,7 +187,7 @@ def dequantize_f32(
     qmin: int = 0,
     nan_rule: bool = True,
 ) -> SSAValue:
-    """SPEC dequantize of a code already converted (exactly) to f32:
+    """The dequantize of a code already converted (exactly) to f32:
 
         %d = arith.subf %qf, %zp : f32          (with a zero point)
         %s2 = arith.mulf %s, %dq : f32          (with a double-quant scale: q * (s * dq))
@@ -211,5 +211,5 @@ def dequantize_f32(
 def dequantize_value(
     b: BodyBuilder, q: SSAValue, params: DequantizeParams, qmin: int = 0, nan_rule: bool = True
 ) -> SSAValue:
-    """SPEC dequantize of one storage element to f32 (``dequantizeValue`` upstream)."""
+    """The dequantize of one storage element to f32 (``dequantizeValue`` upstream)."""
     return dequantize_f32(b, to_f32(b, q), params, qmin, nan_rule)

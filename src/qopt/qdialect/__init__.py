@@ -1,4 +1,4 @@
-"""The quant dialect: formats, granularity attributes and the quant ops (SPEC.md 1-3)."""
+"""The quant dialect: formats, granularity attributes and the quant ops (docs/semantics.md)."""
 
 from xdsl.ir import Dialect
 

@@ -1,6 +1,6 @@
 """Granularity attributes: which scale / zero point applies to which data element.
 
-SPEC.md section 2 has one general form: a block shape ``B`` over the data, the parameter of
+docs/semantics.md section 2 has one general form: a block shape ``B`` over the data, the parameter of
 data index ``i`` sitting at ``i_k floordiv B_k``. The IR carries the named forms, which read
 well, and every consumer goes through :meth:`GranularityAttr.block_shape`:
 
@@ -49,7 +49,7 @@ class GranularityAttr(ParametrizedAttribute, ABC):
         return tuple(max(n, 1) if b == -1 else b for b, n in zip(raw, shape))
 
     def param_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        """Shape of the scale / zero-point tensor for data of ``shape`` (SPEC section 2)."""
+        """Shape of the scale / zero-point tensor for data of ``shape`` (docs/semantics.md section 2)."""
         blocks = self.block_shape(shape)
         return tuple(_ceil_div(n, b) for n, b in zip(shape, blocks))
 

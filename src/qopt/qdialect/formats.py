@@ -1,4 +1,4 @@
-"""Element formats of SPEC.md section 1: what each storage / expressed / scale type is.
+"""Element formats of docs/semantics.md section 1: what each storage / expressed / scale type is.
 
 This module is the single table the dialect, the passes and the Python API consult to ask
 "what range does i4 cover", "what is the largest finite e4m3 value", "may f8E8M0FNU be a

@@ -1,4 +1,4 @@
-"""The quant dialect's operations (SPEC.md section 3).
+"""The quant dialect's operations (docs/semantics.md sections 3-5).
 
 Every op works on ranked tensors. Parameters (scale, zero point, minval, double-quant
 scale) are either operands or constant properties named ``<param>_const``; the
@@ -420,7 +420,7 @@ ZERO_POINT_DOMAINS = ("int", "float", "none")
 
 @irdl_op_definition
 class DynamicQuantizeOp(QuantOp):
-    """Per-block statistics, then quantize with the computed scale (SPEC section 3).
+    """Per-block statistics, then quantize with the computed scale (docs/semantics.md sections 3-5).
 
     Results: the data, the scale (element type = the scale format) and, when asymmetric,
     the zero point. The NVFP4 double-quant scale is an optional operand or constant.
@@ -636,7 +636,7 @@ class FakeQuantizeOp(QuantOp):
 
 
 class PackingOp(IRDLOperation):
-    """Shared checks of pack / unpack: 4-bit or 2-bit codes <-> bytes (SPEC section 1)."""
+    """Shared checks of pack / unpack: 4-bit or 2-bit codes <-> bytes (docs/semantics.md section 1)."""
 
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 

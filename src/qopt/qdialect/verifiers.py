@@ -131,7 +131,7 @@ def check_param_shape(
     granularity: GranularityAttr,
     data_shape: Sequence[int],
 ) -> None:
-    """The parameter tensor has the shape of SPEC section 2 for this granularity."""
+    """The parameter tensor has the shape of docs/semantics.md section 2 for this granularity."""
     shape = _param_shape(name, operand, const)
     if shape is None:
         return
@@ -242,7 +242,7 @@ def check_dynamic_scale(
 
 
 def check_packed_pair(codes_type: Attribute, bytes_type: Attribute) -> None:
-    """pack / unpack: 4-bit or 2-bit codes and the ui8 bytes that hold them (SPEC 1)."""
+    """pack / unpack: 4-bit or 2-bit codes and the ui8 bytes that hold them (docs/semantics.md section 1)."""
     element = element_type(codes_type)
     check_storage(element, "packed element")
     width = formats.bit_width(element)
