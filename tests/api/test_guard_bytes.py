@@ -4,7 +4,7 @@ view holds the oracle's bits.
 
 The row lengths sit around the block sizes and the vector widths (1, 5, 13, 17, 35 elements),
 so every kernel has a partial last block and a loop tail shorter than a vector: the case
-where LLVM's masked tail store was 1-3 elements too wide (src/qopt/codegen/translate.py,
+where LLVM's masked tail store was 1-3 elements too wide (src/qopt/codegen/loops.py,
 VECTOR_STEP). Each case runs single-threaded and with the rows split across threads, where
 a write past a row lands in another thread's row. The data is finite (no NaN: the NaN
 rules have their own tests), so the comparison is on raw bytes.
