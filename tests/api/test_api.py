@@ -1,4 +1,4 @@
-"""The Python API (the README's Python API) through the JIT, bit for bit against the numpy oracle.
+"""The Python API through the JIT, bit for bit against the numpy oracle.
 
 Every call here builds quant IR, lowers it with lower-quant and runs compiled code; the
 oracle (tests/oracle.py) is the reference. Hypothesis draws shapes (0-size, 1 element,

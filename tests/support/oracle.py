@@ -1,8 +1,8 @@
 """The numpy + ml_dtypes oracle of docs/semantics.md sections 3-5: the reference semantics of every op.
 
 Written for clarity and exactness, not speed (but vectorized: a 4096x4096 tensor takes
-seconds). Every public function mirrors the Python API of the README's Python API, so a test can
-call the oracle and ``codegen`` the same way and compare bits.
+seconds). Every public function mirrors qopt's Python API, so a test can
+call the oracle and ``qopt`` the same way and compare bits.
 
 Conventions shared by every function
 ------------------------------------

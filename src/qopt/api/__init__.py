@@ -1,4 +1,4 @@
-"""The Python API of the README's Python API: one path from quant IR to machine code.
+"""qopt's Python API: one path from quant IR to machine code.
 
 Each entry point (``quantize``, ``dequantize``, ``requantize``, ``dynamic_quantize``,
 ``fake_quantize``) validates its arguments, builds a one-op quant-dialect function for the

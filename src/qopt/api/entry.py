@@ -1,4 +1,4 @@
-"""The entry points of the README's Python API: quantize, dequantize, requantize,
+"""The entry points of the Python API: quantize, dequantize, requantize,
 dynamic_quantize and fake_quantize.
 
 Each checks its arguments (dtypes.py, params.py), describes the one-op function of the

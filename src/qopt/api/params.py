@@ -181,8 +181,8 @@ def granularity(
     block_shape: Any,
     per_axis: bool,
 ) -> Granularity:
-    """the README's Python API: block_shape -> N-D block; block_size -> per-block along axis (default
-    the last); ``per_axis`` (the caller's rule: axis and a 1-D parameter, or axis alone for
+    """Granularity from the keywords (README, "The Python API"): block_shape -> N-D block;
+    block_size -> per-block along axis (default the last); ``per_axis`` (the caller's rule: axis and a 1-D parameter, or axis alone for
     the dynamic ops) -> per-axis; none -> per-tensor. ``axis`` is range-checked always."""
     rank = len(shape)
     if block_shape is not None:
