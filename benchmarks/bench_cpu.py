@@ -1,10 +1,15 @@
 """CPU benchmark: qopt against a memory copy, onnxruntime, torch and numpy, same arrays.
 
     python -m benchmarks.bench_cpu [--size 4096] [--repeat 20] [--threads 2]
+                                   [--suite static|dynamic|compile|all]
 
-Prints one row per case: GB/s (bytes read + written) of qopt, of a multi-threaded memory
-copy of the same bytes, of onnxruntime (io_binding, `--threads` intra-op threads), torch
-and numpy where they can express the op, and qopt's ratio to each. Missing packages
+Prints one row per case: GB/s (bytes read + written) of qopt, with its spread over the
+rounds (slowest round's time / fastest's), of a multi-threaded memory copy of the same
+bytes, of onnxruntime (io_binding, `--threads` intra-op threads), torch and numpy where
+they can express the op, and qopt's ratio to each. The compile suite prints what
+compiling costs: cold processes (import, first quantize, with an empty and with a warm
+``QOPT_CACHE_DIR``) and, in this process, a new kind, a new shape of a compiled kind and
+a warm call, as median and min-max over the repetitions. Missing packages
 (`pip install .[bench]` installs onnxruntime and torch) leave their columns empty.
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -14,6 +19,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -30,18 +39,23 @@ def best_seconds(fn: Callable[[], object], repeat: int) -> float:
 
 
 def best_of_interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Best time of each function over `repeat` rounds, the functions taking turns in every
-    round, so that a ratio between them compares runs made under the same machine load
-    (on a shared VM the load, the copy's bandwidth included, drifts by 1.5x in seconds)."""
+    return [min(times) for times in rounds_interleaved(fns, repeat)]
+
+
+def rounds_interleaved(fns: list[Callable[[], object]], repeat: int) -> list[list[float]]:
+    """Every round's time of each function over `repeat` rounds, the functions taking turns
+    in every round, so that a ratio between them compares runs made under the same machine
+    load (on a shared VM the load, the copy's bandwidth included, drifts by 1.5x in
+    seconds)."""
     for fn in fns:
         fn()  # warm: compile, first-touch pages
-    best = [float("inf")] * len(fns)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
         for k, fn in enumerate(fns):
             start = time.perf_counter()
             fn()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
+            times[k].append(time.perf_counter() - start)
+    return times
 
 
 def parallel_copy(src: np.ndarray, dst: np.ndarray, threads: int) -> Callable[[], None]:
@@ -434,24 +448,117 @@ def make_dynamic_cases(n: int, threads: int) -> list[Case]:
     ]  # fmt: skip
 
 
+# --- compile cost ----------------------------------------------------------------------
+
+QUANTIZE_64 = (
+    "import numpy as np, qopt; qopt.quantize(np.ones((64, 64), np.float32), 0.5, dtype='i8')"
+)
+
+
+def fmt_seconds(t: float) -> str:
+    return f"{t * 1e6:.0f} us" if t < 1e-3 else f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def process_seconds(code: str, cache_dir: str) -> float:
+    """Wall time of a fresh interpreter running ``code`` with ``QOPT_CACHE_DIR=cache_dir``."""
+    env = dict(os.environ, QOPT_CACHE_DIR=cache_dir)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return time.perf_counter() - start
+
+
+def compile_rows(repeat: int) -> list[tuple[str, list[float]]]:
+    """(what, seconds of each repetition) of the compile-cost table."""
+    rows: list[tuple[str, list[float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def cold(code: str) -> list[float]:  # an empty disk cache for every process
+            return [process_seconds(code, tempfile.mkdtemp(dir=tmp)) for _ in range(repeat)]
+
+        rows.append(("process: import qopt", cold("import qopt")))
+        rows.append(("process: import + quantize 64x64, empty cache", cold(QUANTIZE_64)))
+        warm_dir = tempfile.mkdtemp(dir=tmp)
+        process_seconds(QUANTIZE_64, warm_dir)  # fills the disk cache
+        warm = [process_seconds(QUANTIZE_64, warm_dir) for _ in range(repeat)]
+        rows.append(("process: import + quantize 64x64, warm cache", warm))
+
+    # In this process, without the disk cache: every kind below is compiled from scratch.
+    saved = os.environ.pop("QOPT_CACHE_DIR", None)
+    try:
+        x = np.ones((64, 64), np.float32)
+        qopt.quantize(x, 0.5, dtype="i8")  # one-off start-up of the compiler, not timed
+        dtypes = ["i16", "ui16", "ui8", "i4", "ui4", "i2", "ui2", "f8E4M3FN", "f8E5M2", "f4E2M1FN"]
+        kinds = [(dt, axis) for axis in (None, 0, 1) for dt in dtypes][:repeat]
+        scales = {None: np.float32(0.5), 0: np.full(64, 0.5, np.float32)}
+        scales[1] = scales[0]
+
+        def timed(fn: Callable[[], object]) -> float:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+
+        new_kind = [
+            timed(lambda dt=dt, axis=axis: qopt.quantize(x, scales[axis], dtype=dt, axis=axis))
+            for dt, axis in kinds
+        ]
+        rows.append(("in-process: first call of a new kind (64x64)", new_kind))
+        new_shape = [
+            timed(lambda k=k: qopt.quantize(np.ones((64, 65 + k), np.float32), 0.5, dtype="i8"))
+            for k in range(repeat)
+        ]
+        rows.append(("in-process: new shape of a compiled kind", new_shape))
+        small = np.ones((32, 32), np.float32)
+        out = np.empty((32, 32), np.int8)
+        qopt.quantize(small, 0.5, dtype="i8", out=out)
+        warm_call = [
+            timed(lambda: qopt.quantize(small, 0.5, dtype="i8", out=out))
+            for _ in range(max(repeat, 100))
+        ]
+        rows.append(("in-process: warm call, 1K elements", warm_call))
+    finally:
+        if saved is not None:
+            os.environ["QOPT_CACHE_DIR"] = saved
+    return rows
+
+
+def print_compile(repeat: int) -> None:
+    header = f"{'compile cost':48} {'median':>10} {'min':>10} {'max':>10} {'n':>4}"
+    print(header)
+    print("-" * len(header))
+    for what, times in compile_rows(repeat):
+        print(
+            f"{what:48} {fmt_seconds(statistics.median(times)):>10} "
+            f"{fmt_seconds(min(times)):>10} {fmt_seconds(max(times)):>10} {len(times):>4}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--suite", choices=["static", "dynamic", "all"], default="all")
+    parser.add_argument("--suite", choices=["static", "dynamic", "compile", "all"], default="all")
     args = parser.parse_args()
     cases = []
     if args.suite in ("static", "all"):
         cases += make_cases(args.size, args.threads)
     if args.suite in ("dynamic", "all"):
         cases += make_dynamic_cases(args.size, args.threads)
+    if args.suite in ("compile", "all"):
+        print_compile(min(args.repeat, 10))
+        if not cases:
+            return
+        print()
     header = (
-        f"{'case':26} {'qopt GB/s':>10} {'copy GB/s':>10} {'x copy':>7} "
+        f"{'case':26} {'qopt GB/s':>10} {'spread':>7} {'copy GB/s':>10} {'x copy':>7} "
         f"{'ort GB/s':>9} {'x ort':>7} {'torch GB/s':>10} {'x torch':>8} "
         f"{'numpy GB/s':>10} {'x numpy':>8}"
     )
-    print(f"{args.size}x{args.size}, {args.threads} threads, best of {args.repeat}")
+    print(
+        f"{args.size}x{args.size}, {args.threads} threads, best of {args.repeat} "
+        "(spread: qopt's slowest round / its fastest)"
+    )
     print(header)
     print("-" * len(header))
     for case in cases:
@@ -459,12 +566,14 @@ def main() -> None:
         half = case.bytes_moved // 2
         src = np.empty(half, np.uint8)
         dst = np.empty(half, np.uint8)
-        t_qopt, t_copy = best_of_interleaved(
+        r_qopt, r_copy = rounds_interleaved(
             [case.qopt, parallel_copy(src, dst, args.threads)], args.repeat
         )
+        t_qopt, t_copy = min(r_qopt), min(r_copy)
         row = [
             f"{case.name:26}",
             f"{gbs / t_qopt:10.2f}",
+            f"{max(r_qopt) / t_qopt:6.2f}x",
             f"{gbs / t_copy:10.2f}",
             f"{t_copy / t_qopt:7.2f}",
         ]
