@@ -16,6 +16,7 @@ What every op computes, bit for bit, is in docs/semantics.md. The API (imported 
                           scale_rounding="floor", eps=None)
     qopt.fake_quantize(x, scale=None, zero_point=None, *, dtype, ...)
     qopt.compile(module_or_text, *, target="cpu", arch=None)
+    qopt.compile_stats(), qopt.reset_compile_stats()   # what compiled (api/kernel_cache.py)
 
 Arrays may be numpy arrays, torch tensors or other DLPack / ``__array__`` producers (torch
 in, torch out). Errors: ``TypeError`` / ``ValueError`` naming the argument for misuse, and
@@ -44,8 +45,9 @@ _API_NAMES = (
     "kernel_cache_size",
     "clear_kernel_cache",
 )
+_STATS_NAMES = ("compile_stats", "reset_compile_stats")
 
-__all__ = [*_API_NAMES, "QuantError", "__version__"]
+__all__ = [*_API_NAMES, *_STATS_NAMES, "QuantError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +55,10 @@ def __getattr__(name: str) -> Any:
         from qopt import api
 
         return getattr(api, name)
+    if name in _STATS_NAMES:
+        from qopt.api import kernel_cache
+
+        return getattr(kernel_cache, name)
     if name == "QuantError":
         from qopt.errors import QuantError
 

@@ -15,6 +15,7 @@ from typing import Any
 from xdsl.dialects.builtin import ModuleOp
 
 from qopt import pipeline
+from qopt.api.kernel_cache import record_kernel_build
 from qopt.errors import QuantError
 from qopt.ir.diagnostics import Diagnostic, verify_module
 
@@ -25,11 +26,13 @@ def compile_kernel(module: ModuleOp) -> Callable[..., Any]:
 
     try:
         verify_module(module)
-        return pipeline.compile_lowered(pipeline.lower(module))["main"]
+        kernel = pipeline.compile_lowered(pipeline.lower(module))["main"]
     except Diagnostic as diagnostic:
         raise QuantError(diagnostic.message) from None
     except TranslationError as err:
         raise QuantError(str(err)) from None
+    record_kernel_build()
+    return kernel
 
 
 def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None) -> Any:

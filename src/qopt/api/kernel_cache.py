@@ -5,14 +5,25 @@ scale and zero point of a given signature. The table holds :data:`DEFAULT_KERNEL
 kernels (``QOPT_API_CACHE_SIZE`` or :func:`set_kernel_cache_size` to change it); evicting
 one only drops this table's reference, so codegen.jit's own LRU of compiled modules decides
 when the engine itself is freed. :func:`clear_kernel_cache` forgets every compiled kernel.
+
+:func:`compile_stats` counts what compiling happened since :func:`reset_compile_stats` (or
+since the start of the process): the API's kernel builds (table misses that compiled), its
+table hits, and the modules codegen.jit compiled to machine code. Tests use it to show that
+a call compiled, or did not, without timing anything::
+
+    qopt.reset_compile_stats()
+    qopt.quantize(x, 0.1, dtype="i8")
+    assert qopt.compile_stats().kernel_builds == 1
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qopt.api.params import as_int
@@ -30,6 +41,7 @@ class KernelTable:
         self._entries: OrderedDict[tuple, Callable[..., Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._capacity: int | None = None  # read from the environment at first use
+        self.hits = 0  # lookups that found a kernel, since the process started
 
     @property
     def capacity(self) -> int:
@@ -57,6 +69,7 @@ class KernelTable:
             kernel = self._entries.get(key)
             if kernel is not None:
                 self._entries.move_to_end(key)
+                self.hits += 1
             return kernel
 
     def __setitem__(self, key: tuple, kernel: Callable[..., Any]) -> None:
@@ -106,3 +119,50 @@ def clear_kernel_cache() -> None:
 
     KERNELS.clear()
     clear_cache()
+
+
+@dataclass(frozen=True)
+class CompileStats:
+    """What compiling happened since :func:`reset_compile_stats` (or the process start)."""
+
+    kernel_builds: int
+    """API calls that missed the kernel table and built a kernel (lowered, translated)."""
+    kernel_hits: int
+    """API calls that found their kernel in the table: nothing was compiled."""
+    jit_compiles: int
+    """Modules codegen.jit compiled to machine code (one MCJIT engine each), from the API or
+    ``qopt.compile``; one loaded from the ``QOPT_CACHE_DIR`` object cache counts too."""
+
+
+_builds = 0  # kernels compile_kernel built, since the process started
+_builds_lock = threading.Lock()
+_baseline = CompileStats(0, 0, 0)
+
+
+def record_kernel_build() -> None:
+    """Count one kernel built for a table miss (called by compiling.compile_kernel)."""
+    global _builds
+    with _builds_lock:
+        _builds += 1
+
+
+def _totals() -> CompileStats:
+    # Read codegen.jit's counter only once it is imported: asking must not load llvmlite.
+    jit = sys.modules.get("qopt.codegen.jit")
+    return CompileStats(_builds, KERNELS.hits, jit.compile_count() if jit is not None else 0)
+
+
+def compile_stats() -> CompileStats:
+    """Kernel builds, kernel table hits and JIT compiles since :func:`reset_compile_stats`."""
+    totals = _totals()
+    return CompileStats(
+        totals.kernel_builds - _baseline.kernel_builds,
+        totals.kernel_hits - _baseline.kernel_hits,
+        totals.jit_compiles - _baseline.jit_compiles,
+    )
+
+
+def reset_compile_stats() -> None:
+    """Count :func:`compile_stats` from zero again (the compiled kernels stay cached)."""
+    global _baseline
+    _baseline = _totals()

@@ -10,8 +10,9 @@ context of its module, is owned by an `_Engine` that the `CompiledModule` and ea
 collector): the engine is closed as soon as the last of them is gone. The memory cache
 holds compiled modules, not engines; once it evicts or `clear_cache` drops a module that no
 caller still holds, its machine code is freed at once, while a `Kernel` a caller kept stays
-callable. `live_engines()` counts the engines not yet freed. A `Kernel` implements the
-runtime half of the kernel ABI of docs/design.md section 2:
+callable. `live_engines()` counts the engines not yet freed; `compile_count()` counts every
+engine made (never decreasing), the hook behind `qopt.compile_stats()`. A `Kernel`
+implements the runtime half of the kernel ABI of docs/design.md section 2:
 
 * arguments are checked against the `KernelSpec` (dtype -> TypeError, shape -> ValueError,
   both naming the argument); strided and negative-stride views are passed as they are,
@@ -47,6 +48,7 @@ __all__ = [
     "CompiledModule",
     "Kernel",
     "clear_cache",
+    "compile_count",
     "compile_module",
     "live_engines",
 ]
@@ -85,11 +87,18 @@ def _chunks(extent: int, parts: int) -> tuple[tuple[int, int], ...]:
 
 _live = 0  # engines created and not yet closed
 _live_lock = threading.Lock()
+_compiled = 0  # engines created, ever (incremented under _compile_lock)
 
 
 def live_engines() -> int:
     """How many MCJIT engines this process holds (compiled modules whose code is not freed)."""
     return _live
+
+
+def compile_count() -> int:
+    """How many modules this process compiled to machine code (memory cache misses; one
+    loaded from the disk cache counts too). Never decreases: compare two readings."""
+    return _compiled
 
 
 def _close_engine(engine: llvm.ExecutionEngine, context: llvm.ContextRef) -> None:
@@ -375,6 +384,7 @@ def compile_module(module: ModuleOp | str, *, config: TargetConfig | None = None
     ``QOPT_CACHE_DIR`` set the object code is also cached on disk (kind ``obj``) and reused
     by other processes.
     """
+    global _compiled
     lowered = to_llvm(module, config or host_config())
     key = lowered.key("jit")
     compiled = cache.MEMORY_CACHE.get(key)
@@ -385,6 +395,7 @@ def compile_module(module: ModuleOp | str, *, config: TargetConfig | None = None
         if not isinstance(compiled, CompiledModule):
             compiled = _compile(lowered)
             cache.MEMORY_CACHE.put(key, compiled)
+            _compiled += 1
     return compiled
 
 
