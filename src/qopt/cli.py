@@ -19,7 +19,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -32,27 +32,15 @@ from xdsl.utils.exceptions import ArgSpecParseError, PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from qopt.ir.diagnostics import Diagnostic, locate_op, verify_module
+from qopt.ir.diagnostics import Diagnostic, verify_module
 from qopt.ir.printing import ExactPrinter
 from qopt.passes import PASS_OPTIONS, PASS_SUMMARIES, PASSES
-from qopt.pipeline import check_sizes, check_translatable
+from qopt.pipeline import check_sizes, check_translatable, translation_diagnostics
 from qopt.qdialect.context import DIALECT_FACTORIES, parse_module
 
 
 class CommandLineError(Exception):
     """A problem with the command line, not the input: printed as ``qopt: message``."""
-
-
-@contextlib.contextmanager
-def _located_translation_errors() -> Iterator[None]:
-    """Codegen's TranslationError names the op it stopped at: report it there."""
-    from qopt.codegen.translate import TranslationError
-
-    try:
-        yield
-    except TranslationError as err:
-        where = locate_op(err.op) if err.op is not None else "<unknown>"
-        raise Diagnostic(where, err.reason) from None
 
 
 @dataclass(frozen=True)
@@ -84,7 +72,7 @@ class LLVMTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from qopt.codegen.stages import emit
 
-        with _located_translation_errors():
+        with translation_diagnostics():
             output.write(emit(module, "llvm-opt" if self.optimize else "llvm"))
 
 
@@ -97,7 +85,7 @@ class AsmTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from qopt.codegen.stages import emit
 
-        with _located_translation_errors():
+        with translation_diagnostics():
             output.write(emit(module, "asm"))
 
 
@@ -111,7 +99,7 @@ class PTXTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from qopt.codegen.ptx import emit_ptx  # stages.assembly for nvptx, libcalls refused
 
-        with _located_translation_errors():
+        with translation_diagnostics():
             try:
                 text = emit_ptx(module, arch=self.arch)
             except ValueError as err:  # an unknown arch: codegen.ptx names the known ones

@@ -13,6 +13,8 @@ lower-quant handles static shapes only, and no pass takes tensors beyond MAX_ELE
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from xdsl.dialects import func
@@ -110,13 +112,27 @@ def lower(module: ModuleOp, target: str = "cpu") -> ModuleOp:
     return module
 
 
+@contextlib.contextmanager
+def translation_diagnostics() -> Iterator[None]:
+    """Codegen's TranslationError names the op it stopped at: a Diagnostic located there
+    (for every stage after lowering, in the driver and the API alike)."""
+    from qopt.codegen.errors import TranslationError
+
+    try:
+        yield
+    except TranslationError as err:
+        where = locate_op(err.op) if err.op is not None else "<unknown>"
+        raise Diagnostic(where, err.reason) from None
+
+
 def compile_lowered(module: ModuleOp, *, target: str = "cpu", arch: str | None = None) -> Any:
     """Machine code for lowered IR: the CPU JIT's compiled module (kernels by function
-    name), or the PTX module for ``target="ptx"``."""
-    if target == "ptx":
-        from qopt.codegen.ptx import compile_ptx
+    name), or the PTX module for ``target="ptx"``. A translation error is a Diagnostic."""
+    with translation_diagnostics():
+        if target == "ptx":
+            from qopt.codegen.ptx import compile_ptx
 
-        return compile_ptx(module, arch=arch or "sm_90")
-    from qopt.codegen.jit import compile_module
+            return compile_ptx(module, arch=arch or "sm_90")
+        from qopt.codegen.jit import compile_module
 
-    return compile_module(module)
+        return compile_module(module)

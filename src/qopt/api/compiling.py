@@ -22,15 +22,11 @@ from qopt.ir.diagnostics import Diagnostic, verify_module
 
 def compile_kernel(module: ModuleOp) -> Callable[..., Any]:
     """The JIT kernel of a built module's ``@main`` (verified, lowered, compiled)."""
-    from qopt.codegen.errors import TranslationError
-
     try:
         verify_module(module)
         kernel = pipeline.compile_lowered(pipeline.lower(module))["main"]
-    except Diagnostic as diagnostic:
+    except Diagnostic as diagnostic:  # the built module has no source location to name
         raise QuantError(diagnostic.message) from None
-    except TranslationError as err:
-        raise QuantError(str(err)) from None
     record_kernel_build()
     return kernel
 
@@ -48,9 +44,6 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
     """
     from xdsl.utils.exceptions import DiagnosticException, ParseError
 
-    from qopt.codegen.errors import TranslationError
-    from qopt.ir.diagnostics import describe_location
-
     if target not in ("cpu", "ptx"):
         raise ValueError(f"target must be 'cpu' or 'ptx', got {target!r}")
     if arch is not None and target != "ptx":
@@ -67,10 +60,8 @@ def compile(module_or_text: Any, *, target: str = "cpu", arch: str | None = None
         if target == "ptx":
             return compiled
     except Diagnostic as diagnostic:
-        raise QuantError(diagnostic.message, diagnostic.location) from None
-    except TranslationError as err:
-        where = describe_location(err.op.location) if err.op is not None else None
-        raise QuantError(err.reason, where) from None
+        where = None if diagnostic.location == "<unknown>" else diagnostic.location
+        raise QuantError(diagnostic.message, where) from None
     except (DiagnosticException, ParseError) as err:  # xDSL errors not located by qopt
         raise QuantError(str(err)) from None
     names = list(compiled)
