@@ -32,6 +32,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, PassFailedException
 from xdsl.utils.target import Target
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from qopt.commands import SUBCOMMANDS, subcommand_help
 from qopt.ir.diagnostics import Diagnostic, verify_module
 from qopt.ir.printing import ExactPrinter
 from qopt.passes import PASS_OPTIONS, PASS_SUMMARIES, PASSES
@@ -177,6 +178,8 @@ class QoptMain(xDSLOptMain):
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        arg_parser.epilog = subcommand_help() or None
+        arg_parser.formatter_class = argparse.RawDescriptionHelpFormatter
         for action in arg_parser._actions:
             if action.dest == "target":
                 action.help = TARGET_HELP
@@ -284,9 +287,18 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point; returns the exit code."""
+    """Console-script entry point; returns the exit code.
+
+    ``qopt SUBCOMMAND ...`` (see :mod:`qopt.commands`) runs that subcommand; anything else
+    is the opt driver's command line.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        QoptMain(argv).run()
+        if args and args[0] in SUBCOMMANDS:
+            status = SUBCOMMANDS[args[0]].run(args[1:], prog=f"qopt {args[0]}")
+            sys.stdout.flush()
+            return status
+        QoptMain(args).run()
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except Diagnostic as diagnostic:
         print(diagnostic, file=sys.stderr)

@@ -1,0 +1,7 @@
+"""``python -m qopt``: the ``qopt`` command."""
+
+import sys
+
+from qopt.cli import main
+
+sys.exit(main())
