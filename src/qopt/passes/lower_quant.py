@@ -48,6 +48,9 @@ f32 value the fused form divides by, so the two give the same bits. For blocks t
 span dimension 0 all generics are parallel in d0 with d0 only in their first map result,
 so codegen runs them as one phase, row by row (design.md section 2); blocks spanning rows
 (``block([128, 128])``) need the whole statistic first: separate phases.
+
+``quant.rescale`` (fixed point, docs/semantics.md section 12) lowers in
+``lowering_rescale.py`` to one generic of i64 integer arithmetic.
 """
 
 from __future__ import annotations
@@ -63,8 +66,10 @@ from qopt.passes.lowering_choice import annotate_lowerings
 from qopt.passes.lowering_dynamic import LowerDynamicQuantize, LowerFakeQuantize
 from qopt.passes.lowering_ir import fail
 from qopt.passes.lowering_packing import LowerPack, LowerUnpack
+from qopt.passes.lowering_rescale import LowerRescale
 from qopt.passes.lowering_static import LowerDequantize, LowerQuantize, LowerRequantize
 from qopt.qdialect.ops import QUANT_OPS
+from qopt.qdialect.rescale import RescaleOp
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,11 @@ class LowerQuantPass(ModulePass):
                     LowerRequantize(),
                     LowerDynamicQuantize(),
                     LowerFakeQuantize(),
+                    LowerRescale(),
                 ]
             ),
             apply_recursively=False,
         ).rewrite_module(op)
         for inner in op.walk():
-            if isinstance(inner, QUANT_OPS):
+            if isinstance(inner, (*QUANT_OPS, RescaleOp)):
                 raise fail(inner, f"'{inner.name}' was not lowered")

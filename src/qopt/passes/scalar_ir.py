@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from xdsl.dialects import arith, math
-from xdsl.dialects.builtin import FloatAttr, IntegerAttr, IntegerType, Signedness, f32, i32
+from xdsl.dialects.builtin import FloatAttr, IntegerAttr, IntegerType, Signedness, f32, i32, i64
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from qopt.qdialect import formats
@@ -103,6 +103,13 @@ class BodyBuilder:
             self._constants[key] = self.value(arith.ConstantOp(IntegerAttr(value, i32)))
         return self._constants[key]
 
+    def i64(self, value: int) -> SSAValue:
+        """``arith.constant <value> : i64``."""
+        key = ("i64", value)
+        if key not in self._constants:
+            self._constants[key] = self.value(arith.ConstantOp(IntegerAttr(value, i64)))
+        return self._constants[key]
+
     # float arithmetic (f32) --------------------------------------------------------
 
     def addf(self, a: SSAValue, b: SSAValue) -> SSAValue:
@@ -163,6 +170,12 @@ class BodyBuilder:
 
     def shrui(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.value(arith.ShRUIOp(a, b))
+
+    def shrsi(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.value(arith.ShRSIOp(a, b))
+
+    def muli(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.value(arith.MuliOp(a, b))
 
     def maxsi(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.value(arith.MaxSIOp(a, b))

@@ -22,8 +22,9 @@ from qopt.qdialect.ops import (
     RequantizeOp,
     UnpackOp,
 )
+from qopt.qdialect.rescale import RescaleOp
 
-Quant = Dialect("quant", list(QUANT_OPS), list(GRANULARITY_ATTRS))
+Quant = Dialect("quant", [*QUANT_OPS, RescaleOp], list(GRANULARITY_ATTRS))
 
 __all__ = [
     "BlockAttr",
@@ -40,5 +41,6 @@ __all__ = [
     "QuantOp",
     "QuantizeOp",
     "RequantizeOp",
+    "RescaleOp",
     "UnpackOp",
 ]

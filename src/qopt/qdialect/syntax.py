@@ -38,6 +38,7 @@ from xdsl.dialects.builtin import (
     BoolAttr,
     FloatAttr,
     IntegerAttr,
+    IntegerType,
     StringAttr,
     f32,
     i32,
@@ -170,12 +171,23 @@ class ParamClause(Clause):
             parser.parse_punctuation(":")
             state.operands[self.name] = (operand, parser.parse_type())
         elif self.integer and (number := parser.parse_optional_number()) is not None:
-            # A zero point: an integer (a float one is kept for the verifier to reject).
-            state.properties[self.const_name] = (
-                _integer_attr(parser, number, 32, start)
-                if isinstance(number, int)
-                else _float_attr(parser, number, start)
-            )
+            # A zero point: an integer (a float one is kept for the verifier to reject);
+            # `16384 : i16` gives the integer a type other than i32 (rescale multipliers).
+            if isinstance(number, int) and parser.parse_optional_punctuation(":") is not None:
+                type_start = parser.pos
+                int_type = parser.parse_type()
+                if not isinstance(int_type, IntegerType):
+                    parser.raise_error(f"expected an integer type, got {int_type}", type_start)
+                half = 1 << (int_type.width.data - 1)
+                if not -half <= number < half:
+                    parser.raise_error(f"integer {number} does not fit signed {int_type}", start)
+                state.properties[self.const_name] = IntegerAttr(number, int_type)
+            else:
+                state.properties[self.const_name] = (
+                    _integer_attr(parser, number, 32, start)
+                    if isinstance(number, int)
+                    else _float_attr(parser, number, start)
+                )
         elif (number := parse_optional_f32(parser)) is not None:
             state.properties[self.const_name] = number
         else:

@@ -1,0 +1,187 @@
+"""lower-quant's pattern for ``quant.rescale``: fixed-point requantization in i64 arithmetic.
+
+One parallel generic; per element (docs/semantics.md section 12):
+
+    %a = arith.extsi %x : i32 to i64                  (extui when read as unsigned)
+    %v = arith.subi %a, %zi : i64                     (|v| < 2^33)
+    %p = arith.muli %v, %m : i64                      (|m| < 2^31: |p| < 2^63, exact)
+    %t = arith.shrsi %p, %s : i64                     floor(p / 2^s)
+    %rem = arith.andi %p, (1 << s) - 1                p mod 2^s
+    %inc = rem >= 2^s - r                             floor((p + r) / 2^s) = t + inc
+    %o = arith.addi (t + inc), %zo
+    %q = arith.trunci (clamp(%o, lo, hi)) : i64 to i8
+
+``floor((p + r) / 2^s)`` is computed as ``(p >> s) + (p mod 2^s >= 2^s - r)``: the same
+integer (``0 <= r < 2^s``) without forming ``p + r``, which can overflow i64 for the
+largest products and shifts. The rounding constant ``r`` is ``2^(s-1)`` (``single_round``,
+``inexact_round``, ``upward``; 0 for a shift of 0), ``2^(s-1) +- 2^30`` by the sign of
+``v`` when ``s > 31`` (``double_round``), ``2^(s-1) - 1`` for a negative product
+(``tonearest``). A shift that is an operand is clamped to [0, 62] (never an LLVM shift
+past the width); with a shift that can be 0 and saturation, ``t`` is first clamped to
+``+-2^62`` so that adding the zero point cannot wrap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, IntegerType, i1, i64
+from xdsl.ir import SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+
+from qopt.passes.lowering_ir import (
+    Emitter,
+    GenericBuilder,
+    element_of,
+    identity_map,
+    param_map,
+    scalar_map,
+    shape_of,
+    tensor_type,
+)
+from qopt.passes.scalar_ir import BodyBuilder
+from qopt.qdialect.attrs import GranularityAttr, PerTensorAttr
+from qopt.qdialect.rescale import MAX_SHIFT, RescaleOp, zero_point_value
+
+_T_BOUND = 1 << 62
+"""``|floor(p / 2^s)|`` for ``s >= 1``; the clamp applied to it when ``s`` can be 0."""
+
+
+def rescale_value(
+    b: BodyBuilder,
+    value: SSAValue,
+    multiplier: SSAValue,
+    shift: SSAValue,
+    out_zero_point: SSAValue,
+    *,
+    rounding: str,
+    bounds: tuple[int, int] | None,
+    shift_can_be_zero: bool,
+) -> SSAValue:
+    """``floor((v * m + r) / 2^s) + zo``, saturated to ``bounds`` (None: wrapping), as i64.
+
+    ``value`` is ``x - in_zp`` as i64; the parameters are i64, ``shift`` in [0, 62].
+    """
+    product = b.muli(value, multiplier)
+    floor = b.shrsi(product, shift)
+    power = b.shli(b.i64(1), shift)
+    remainder = b.andi(product, b.subi(power, b.i64(1)))
+    threshold = b.subi(power, b.shrui(power, b.i64(1)))  # 2^s - 2^(s-1) (1 for s = 0)
+    zero = b.i64(0)
+    match rounding:
+        case "double_round":
+            # r = 2^(s-1) + 2^30 (v >= 0) or - 2^30 (v < 0) when s > 31.
+            wide = b.cmpi("sgt", shift, b.i64(31))
+            adjust = b.select(wide, b.i64(1 << 30), zero)
+            non_negative = b.cmpi("sge", value, zero)
+            threshold = b.select(non_negative, b.subi(threshold, adjust), b.addi(threshold, adjust))
+        case "tonearest":
+            # r = 2^(s-1) - 1 for a negative product: a half rounds away from zero.
+            negative = b.cmpi("slt", product, zero)
+            threshold = b.select(negative, b.addi(threshold, b.i64(1)), threshold)
+        case _:  # single_round, inexact_round (computed exactly), upward
+            pass
+    carry = b.extui(b.cmpi("sge", remainder, threshold), i64)
+    rounded = b.addi(floor, carry)
+    if bounds is None:
+        return b.addi(rounded, out_zero_point)
+    if shift_can_be_zero:
+        rounded = b.minsi(b.maxsi(rounded, b.i64(-_T_BOUND)), b.i64(_T_BOUND))
+    result = b.addi(rounded, out_zero_point)
+    return b.minsi(b.maxsi(result, b.i64(bounds[0])), b.i64(bounds[1]))
+
+
+def _widen(b: BodyBuilder, value: SSAValue, unsigned: bool) -> SSAValue:
+    """An integer element as i64: ``arith.extsi`` (``arith.extui`` when unsigned)."""
+    t = value.type
+    assert isinstance(t, IntegerType)
+    if t.width.data == 64:
+        return value
+    return b.extui(value, i64) if unsigned else b.extsi(value, i64)
+
+
+def _const_ints(const) -> list[int]:
+    if isinstance(const, IntegerAttr):
+        return [int(const.value.data)]
+    assert isinstance(const, DenseIntOrFPElementsAttr)
+    return [int(v) for v in const.get_values()]
+
+
+def _read_param(
+    e: Emitter,
+    g: GenericBuilder,
+    op: RescaleOp,
+    name: str,
+    granularity: GranularityAttr,
+    shape: Sequence[int],
+) -> tuple[SSAValue, list[int] | None]:
+    """The multiplier or shift of the element as i64, and its constant values (None when
+    it is an operand). A per-axis constant becomes an i64 table read along the axis."""
+    operand = getattr(op, name)
+    amap = param_map(granularity, shape)
+    if not amap.results:
+        amap = scalar_map(len(shape))
+    if isinstance(operand, SSAValue):
+        return _widen(g.body, g.input(operand, amap), unsigned=False), None
+    values = _const_ints(op.properties[f"{name}_const"])
+    if len(set(values)) == 1 or isinstance(granularity, PerTensorAttr):
+        return g.body.i64(values[0]), values
+    table = e.dense(tensor_type(granularity.param_shape(shape), i64), values)
+    return g.input(table, amap), values
+
+
+def _zero_point(
+    g: GenericBuilder, op: RescaleOp, name: str, unsigned: bool, rank: int
+) -> tuple[SSAValue, int | None]:
+    operand = getattr(op, name)
+    if isinstance(operand, SSAValue):
+        return _widen(g.body, g.input(operand, scalar_map(rank)), unsigned), None
+    const = op.properties.get(f"{name}_const")
+    if const is None:
+        return g.body.i64(0), 0
+    assert isinstance(const, IntegerAttr)
+    storage = element_of(op.input if name == "in_zero_point" else op.result)
+    assert isinstance(storage, IntegerType)
+    zp = zero_point_value(int(const.value.data), storage.width.data, unsigned)
+    return g.body.i64(zp), zp
+
+
+def lower_rescale(op: RescaleOp, e: Emitter) -> SSAValue:
+    """One parallel generic: ``rescale_value`` per element, then the output's integer."""
+    shape = shape_of(op.input)
+    rank = len(shape)
+    ident = identity_map(rank)
+    granularity = op.granularity_of()
+    g = e.parallel(rank)
+    x = g.input(op.input, ident)
+    multiplier, _ = _read_param(e, g, op, "multiplier", granularity, shape)
+    shift, shifts = _read_param(e, g, op, "shift", granularity, shape)
+    in_zp, in_zp_value = _zero_point(g, op, "in_zero_point", op.is_input_unsigned, rank)
+    out_zp, _ = _zero_point(g, op, "out_zero_point", op.is_output_unsigned, rank)
+    g.output(e.empty(op.result.type), ident)
+    b = g.body
+    if shifts is None:  # a runtime shift: clamped into the op's domain
+        shift = b.minsi(b.maxsi(shift, b.i64(0)), b.i64(MAX_SHIFT))
+    value = _widen(b, x, op.is_input_unsigned)
+    if in_zp_value != 0:
+        value = b.subi(value, in_zp)
+    result = rescale_value(
+        b,
+        value,
+        multiplier,
+        shift,
+        out_zp,
+        rounding=op.rounding_mode,
+        bounds=op.output_bounds() if op.saturate_flag else None,
+        shift_can_be_zero=shifts is None or min(shifts) == 0,
+    )
+    out_type = element_of(op.result)
+    assert isinstance(out_type, IntegerType) and out_type != i1
+    return e.finish(g, [b.trunci(result, out_type)])[0]
+
+
+class LowerRescale(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: RescaleOp, rewriter: PatternRewriter) -> None:
+        e = Emitter(op.location)
+        rewriter.replace(op, e.ops, [lower_rescale(op, e)])
