@@ -28,7 +28,12 @@ class Subcommand:
         return int(function(list(argv), prog=prog))
 
 
-SUBCOMMANDS: dict[str, Subcommand] = {}
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "quantize-onnx": Subcommand(
+        "qopt.onnx_quantize.cli:main",
+        "quantize an ONNX model's MatMul/Gemm weights (DequantizeLinear; int4-g128, int8, fp8)",
+    ),
+}
 """Subcommand name -> where it lives; ``qopt --help`` lists them."""
 
 
