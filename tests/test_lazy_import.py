@@ -41,3 +41,17 @@ def test_import_qopt_cli_loads_no_codegen_backend(package: str) -> None:
 
 def test_compile_stats_does_not_load_llvmlite() -> None:
     assert "llvmlite" not in imported_after("import qopt; qopt.compile_stats()")
+
+
+def test_integer_quantize_does_not_load_ml_dtypes() -> None:
+    """ml_dtypes (about 0.6 s to import) loads only when a call has one of its formats."""
+    code = (
+        "import numpy as np, qopt\n"
+        "q = qopt.quantize(np.ones((4, 8), np.float32), 0.5, 1, dtype='i8', axis=None)\n"
+        "qopt.dequantize(q, np.full(8, 0.5, np.float32), axis=1)\n"
+        "qopt.dynamic_quantize(np.ones((4, 8), np.float32), dtype='int8', axis=0)"
+    )
+    assert "ml_dtypes" not in imported_after(code)
+    assert "ml_dtypes" in imported_after(
+        code + "\nqopt.quantize(np.ones(4, np.float32), 1.0, dtype='i4')"
+    )

@@ -26,13 +26,8 @@ verify or translate.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import functools
 from typing import Any
-
-try:
-    __version__ = version("qopt")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 _API_NAMES = (
     "quantize",
@@ -50,7 +45,21 @@ _STATS_NAMES = ("compile_stats", "reset_compile_stats")
 __all__ = [*_API_NAMES, *_STATS_NAMES, "QuantError", "__version__"]
 
 
+@functools.cache
+def _version() -> str:
+    """The installed distribution's version, read on first use (importlib.metadata scans
+    the installed packages: a good part of a bare ``import qopt``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qopt")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     if name in _API_NAMES:
         from qopt import api
 

@@ -14,15 +14,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
-# torch dtypes numpy cannot exchange by DLPack: read and written through an integer view.
+# torch dtypes numpy cannot exchange by DLPack: read and written through an integer view of
+# the same bytes, seen as the ml_dtypes type of that name (ml_dtypes is imported only then).
 _TORCH_BITS_VIEWS = {
-    "bfloat16": ("int16", ml_dtypes.bfloat16),
-    "float8_e4m3fn": ("uint8", ml_dtypes.float8_e4m3fn),
-    "float8_e5m2": ("uint8", ml_dtypes.float8_e5m2),
-    "float8_e8m0fnu": ("uint8", ml_dtypes.float8_e8m0fnu),
+    "bfloat16": "int16",
+    "float8_e4m3fn": "uint8",
+    "float8_e5m2": "uint8",
+    "float8_e8m0fnu": "uint8",
 }
 
 
@@ -41,9 +41,11 @@ def from_torch(tensor: Any, argument: str) -> np.ndarray:
     tensor = tensor.detach()
     name = str(tensor.dtype).removeprefix("torch.")
     if name in _TORCH_BITS_VIEWS:
-        bits, dtype = _TORCH_BITS_VIEWS[name]
+        import ml_dtypes
+
         torch = torch_of(tensor)
-        return np.from_dlpack(tensor.view(getattr(torch, bits))).view(dtype)
+        bits = tensor.view(getattr(torch, _TORCH_BITS_VIEWS[name]))
+        return np.from_dlpack(bits).view(getattr(ml_dtypes, name))
     try:
         return np.from_dlpack(tensor)
     except (BufferError, RuntimeError, TypeError) as err:
@@ -56,7 +58,7 @@ def to_torch(torch: Any, array: np.ndarray) -> Any:
     """``array`` as a torch tensor sharing its memory (sub-byte types: values, one a byte)."""
     name = array.dtype.name
     if name in _TORCH_BITS_VIEWS:
-        bits, _ = _TORCH_BITS_VIEWS[name]
+        bits = _TORCH_BITS_VIEWS[name]
         return torch.from_dlpack(array.view(bits)).view(getattr(torch, name))
     if name in ("int4", "int2"):
         array = array.astype(np.int8)

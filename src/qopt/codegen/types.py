@@ -11,7 +11,6 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 from llvmlite import ir
 from xdsl.dialects.builtin import (
@@ -65,32 +64,49 @@ _NATIVE_FLOATS: dict[type[Attribute], ElementType] = {
     Float64Type: ElementType("f64", np.dtype(np.float64), ir.DoubleType(), ir.DoubleType()),
 }
 
-_SMALL_FLOATS: dict[type[Attribute], tuple[str, np.dtype]] = {
-    Float16Type: ("f16", np.dtype(np.float16)),
-    BFloat16Type: ("bf16", np.dtype(ml_dtypes.bfloat16)),
-    Float8E4M3FNType: ("f8E4M3FN", np.dtype(ml_dtypes.float8_e4m3fn)),
-    Float8E5M2Type: ("f8E5M2", np.dtype(ml_dtypes.float8_e5m2)),
-    Float4E2M1FNType: ("f4E2M1FN", np.dtype(ml_dtypes.float4_e2m1fn)),
-    Float8E8M0FNUType: ("f8E8M0FNU", np.dtype(ml_dtypes.float8_e8m0fnu)),
+# Types numpy lacks are ml_dtypes' (named as strings here): importing ml_dtypes costs
+# about 0.6 s, so it happens only when a kernel has an element of one of them.
+_SMALL_FLOATS: dict[type[Attribute], tuple[str, str]] = {
+    Float16Type: ("f16", "float16"),
+    BFloat16Type: ("bf16", "bfloat16"),
+    Float8E4M3FNType: ("f8E4M3FN", "float8_e4m3fn"),
+    Float8E5M2Type: ("f8E5M2", "float8_e5m2"),
+    Float4E2M1FNType: ("f4E2M1FN", "float4_e2m1fn"),
+    Float8E8M0FNUType: ("f8E8M0FNU", "float8_e8m0fnu"),
 }
 
-# (width, unsigned) -> numpy dtype; signless and signed integers are signed storage.
-_INTEGER_DTYPES: dict[tuple[int, bool], np.dtype] = {
-    (1, False): np.dtype(np.bool_),
-    (1, True): np.dtype(np.bool_),
-    (2, False): np.dtype(ml_dtypes.int2),
-    (2, True): np.dtype(ml_dtypes.uint2),
-    (4, False): np.dtype(ml_dtypes.int4),
-    (4, True): np.dtype(ml_dtypes.uint4),
-    (8, False): np.dtype(np.int8),
-    (8, True): np.dtype(np.uint8),
-    (16, False): np.dtype(np.int16),
-    (16, True): np.dtype(np.uint16),
-    (32, False): np.dtype(np.int32),
-    (32, True): np.dtype(np.uint32),
-    (64, False): np.dtype(np.int64),
-    (64, True): np.dtype(np.uint64),
+# (width, unsigned) -> numpy dtype name; signless and signed integers are signed storage.
+_INTEGER_DTYPES: dict[tuple[int, bool], str] = {
+    (1, False): "bool",
+    (1, True): "bool",
+    (2, False): "int2",
+    (2, True): "uint2",
+    (4, False): "int4",
+    (4, True): "uint4",
+    (8, False): "int8",
+    (8, True): "uint8",
+    (16, False): "int16",
+    (16, True): "uint16",
+    (32, False): "int32",
+    (32, True): "uint32",
+    (64, False): "int64",
+    (64, True): "uint64",
 }
+
+
+_ML_DTYPES = frozenset(
+    {"bfloat16", "int2", "uint2", "int4", "uint4", "float8_e4m3fn", "float8_e5m2",
+     "float4_e2m1fn", "float8_e8m0fnu"}
+)  # fmt: skip
+
+
+def _dtype(name: str) -> np.dtype:
+    """The numpy dtype of that name, or ml_dtypes' (imported only for those)."""
+    if name not in _ML_DTYPES:
+        return np.dtype(name)
+    import ml_dtypes
+
+    return np.dtype(getattr(ml_dtypes, name))
 
 
 def _integer_element(attr: IntegerType) -> ElementType | None:
@@ -100,13 +116,13 @@ def _integer_element(attr: IntegerType) -> ElementType | None:
     if dtype is None:
         return None
     value = ir.IntType(width)
-    return ElementType(str(attr), dtype, value, I8 if width < 8 else value)
+    return ElementType(str(attr), _dtype(dtype), value, I8 if width < 8 else value)
 
 
 def _small_float_element(attr: Attribute) -> ElementType:
     fmt, dtype = _SMALL_FLOATS[type(attr)]
     storage = floatfmt.storage_type(fmt)
-    return ElementType(fmt, dtype, storage, storage, fmt)
+    return ElementType(fmt, _dtype(dtype), storage, storage, fmt)
 
 
 @functools.cache

@@ -126,61 +126,55 @@ def bit_width(t: Attribute) -> int:
     return {"f32": 32, "f16": 16, "bf16": 16, "f4E2M1FN": 4}.get(name, 8)
 
 
+_NUMPY_NAMES: dict[str, str] = {
+    "f32": "float32", "f16": "float16", "f64": "float64", "i1": "bool",
+    "i8": "int8", "ui8": "uint8", "i16": "int16", "ui16": "uint16",
+    "i32": "int32", "ui32": "uint32", "i64": "int64", "ui64": "uint64", "index": "int64",
+}  # fmt: skip
+"""Element types numpy holds itself: no ml_dtypes import for them."""
+
+_ML_DTYPES_NAMES: dict[str, str] = {
+    "bf16": "bfloat16", "i2": "int2", "ui2": "uint2", "i4": "int4", "ui4": "uint4",
+    "f8E4M3FN": "float8_e4m3fn", "f8E5M2": "float8_e5m2", "f4E2M1FN": "float4_e2m1fn",
+    "f8E8M0FNU": "float8_e8m0fnu",
+}  # fmt: skip
+"""Element types of ml_dtypes: imported only when one of them is asked for, since
+importing ml_dtypes costs most of a fresh process's first call (about 0.6 s)."""
+
+
 @functools.cache
-def _numpy_dtype_table() -> dict:
-    import ml_dtypes
-    import numpy as np
-
-    table = {
-        "f32": np.float32,
-        "f16": np.float16,
-        "bf16": ml_dtypes.bfloat16,
-        "f64": np.float64,
-        "i1": np.bool_,
-        "i2": ml_dtypes.int2,
-        "ui2": ml_dtypes.uint2,
-        "i4": ml_dtypes.int4,
-        "ui4": ml_dtypes.uint4,
-        "i8": np.int8,
-        "ui8": np.uint8,
-        "i16": np.int16,
-        "ui16": np.uint16,
-        "i32": np.int32,
-        "ui32": np.uint32,
-        "i64": np.int64,
-        "ui64": np.uint64,
-        "index": np.int64,
-        "f8E4M3FN": ml_dtypes.float8_e4m3fn,
-        "f8E5M2": ml_dtypes.float8_e5m2,
-        "f4E2M1FN": ml_dtypes.float4_e2m1fn,
-        "f8E8M0FNU": ml_dtypes.float8_e8m0fnu,
-    }
-    return {name: np.dtype(dtype) for name, dtype in table.items()}
-
-
 def numpy_dtype(t: Attribute | str):
     """The numpy / ml_dtypes dtype holding one element of a type (one byte per sub-byte code)."""
+    import numpy as np
+
     name = t if isinstance(t, str) else type_name(t)
-    table = _numpy_dtype_table()
-    if name not in table:
-        raise ValueError(f"no numpy dtype for element type '{name}'")
-    return table[name]
+    if name in _NUMPY_NAMES:
+        return np.dtype(_NUMPY_NAMES[name])
+    if name in _ML_DTYPES_NAMES:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, _ML_DTYPES_NAMES[name]))
+    raise ValueError(f"no numpy dtype for element type '{name}'")
 
 
-@functools.cache
-def _name_table() -> dict:
-    names = (
-        "f32", "f16", "bf16", "i2", "ui2", "i4", "ui4", "i8", "ui8", "i16", "ui16",
-        "f8E4M3FN", "f8E5M2", "f4E2M1FN", "f8E8M0FNU", "i32", "ui32", "i64", "f64",
-    )  # fmt: skip
-    return {numpy_dtype(name): name for name in names}
+_NAMES_OF_NUMPY = {v: k for k, v in _NUMPY_NAMES.items() if k not in ("i1", "index", "ui64")}
+_NAMES_OF_ML_DTYPES = {v: k for k, v in _ML_DTYPES_NAMES.items()}
 
 
 def name_of_numpy_dtype(dtype) -> str:
-    """The MLIR spelling of a numpy / ml_dtypes dtype (inverse of :func:`numpy_dtype`)."""
+    """The MLIR spelling of a numpy / ml_dtypes dtype (inverse of :func:`numpy_dtype`).
+
+    An ml_dtypes dtype is recognised by its name and checked by identity, without importing
+    ml_dtypes for the dtypes numpy holds itself."""
     import numpy as np
 
-    name = _name_table().get(np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    if dtype.isbuiltin == 2:  # a user-defined type, as ml_dtypes' are
+        name = _NAMES_OF_ML_DTYPES.get(dtype.name)
+    else:
+        name = _NAMES_OF_NUMPY.get(dtype.name)
+    if name is not None and numpy_dtype(name) != dtype:  # byte order, another package's type
+        name = None
     if name is None:
         raise ValueError(f"no MLIR element type for numpy dtype {dtype}")
     return name
