@@ -692,11 +692,16 @@ def test_requantize_chain_rule_without_enumeration(monkeypatch):
 
 
 def test_enumeration_budget_exceeded_leaves_the_ir_alone(monkeypatch):
-    """Below one i8 domain of budget nothing is enumerated: identities and enumerated
-    chains stay, the closed-form chain rule still folds."""
+    """Below one i8 domain of budget nothing is enumerated: identities and chains that
+    need enumeration stay, the closed-form rules still fold."""
     monkeypatch.setattr(fold_proofs, "ENUMERATION_BUDGET", 255)
-    _, after = run_pass(requantize_text("i8", "i8", Side(0.5), Side(0.5), "", 256))
+    # toward_zero: an identity only by enumeration (0.5 keeps every product exact)
+    text = requantize_text("i8", "i8", Side(0.5), Side(0.5), "rounding(toward_zero)", 256)
+    _, after = run_pass(text)
     assert quant_ops(after) == ["quant.requantize"]
+    # a nearest rounding: the closed-form round trip, no enumeration
+    _, after = run_pass(requantize_text("i8", "i8", Side(0.5), Side(0.5), "", 256))
+    assert quant_ops(after) == []
     _, after = run_pass(
         chain_text("i8", "i8", "i8", Side(1.0), Side(2.0), Side(2.0), Side(4.0), "", "", 256)
     )

@@ -55,10 +55,11 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import FusedLoc, ModuleOp, NoneAttr, UnknownLoc
+from xdsl.dialects.builtin import FusedLoc, ModuleOp, NoneAttr, UnknownLoc, f32
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -70,18 +71,27 @@ from xdsl.pattern_rewriter import (
 )
 
 from qopt.ir.diagnostics import describe_location
-from qopt.passes.fold_proofs import (
+from qopt.passes.fold_cache import ProofCache
+from qopt.passes.fold_params import (
     Step,
-    compare_chain,
+    composed,
     element_of,
-    inner_step_lossless,
-    is_identity,
     pair_step,
     requantize_step,
     shape_of,
+    with_expressed,
+)
+from qopt.passes.fold_proofs import (
+    ChainComparison,
+    compare_steps,
+    inner_step_lossless,
+    is_identity,
 )
 from qopt.qdialect import formats
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
+
+MAX_CHAIN = 8
+"""Most requantize steps one whole-chain proof composes (longer chains fold by parts)."""
 
 # ---------------------------------------------------------------------------------------
 # Building the replacement ops
@@ -135,10 +145,12 @@ def _build_requantize(
     in_range: dict[str, str],
     out_op: QuantOp,
     out_prefix: str,
+    merged: Sequence[Operation] = (),
 ) -> RequantizeOp:
     """A requantize of ``input`` taking its in parameters (and in range, renamed by
     ``in_range``) from ``in_op`` and its out parameters, rounding, saturation and range
-    from ``out_op``; located at the fused locations of both."""
+    from ``out_op``; located at the fused locations of both (and of the ``merged`` ops
+    between them)."""
     in_operands, in_props = _side_parts(in_op, in_prefix, "in_")
     out_operands, out_props = _side_parts(out_op, out_prefix, "out_")
     operands = in_operands | out_operands
@@ -154,7 +166,7 @@ def _build_requantize(
         result_types=[out_op.results[0].type],
         properties=properties,
     )
-    op.location = _fused_location(in_op, out_op)
+    op.location = _fused_location(in_op, *merged, out_op)
     return op
 
 
@@ -182,13 +194,16 @@ def _erase_if_dead(op: Operation, rewriter: PatternRewriter) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass
 class FoldQuantizeOfDequantize(RewritePattern):
     """``quantize(dequantize(%q))`` -> ``%q`` where that is the identity on every code.
 
     Same storage type on both ends, constant scales (or one runtime zero point used by
-    both), proven by enumerating the storage codes per parameter cell; any expressed type
-    in between (its rounding is part of the evaluation).
+    both), proven by rule or by enumerating the storage codes per distinct parameter
+    tuple; any expressed type in between (its rounding is part of the evaluation).
     """
+
+    cache: ProofCache = field(default_factory=ProofCache)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantizeOp, rewriter: PatternRewriter) -> None:
@@ -197,29 +212,36 @@ class FoldQuantizeOfDequantize(RewritePattern):
             return
         if dq.input.type != op.result.type:
             return
-        if not is_identity(pair_step(dq, op), shape_of(op.result)):
+        step, shape = pair_step(dq, op), shape_of(op.result)
+        if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
             return
         rewriter.replace(op, [], [dq.input])
         _erase_if_dead(dq, rewriter)
 
 
+@dataclass
 class FuseDequantizeQuantize(RewritePattern):
-    """``quantize(dequantize(%q) : f32)`` -> ``requantize(%q)``: the definition of requantize.
+    """``quantize(dequantize(%q))`` -> ``requantize(%q)``: the definition of requantize.
 
-    Only when the dequantized f32 values are an intermediate (every user is a quantize,
-    so the dequantize goes away); an f16 / bf16 intermediate rounds, which requantize
-    (f32 in between) cannot express.
+    Only when the dequantized values are an intermediate (every user is a quantize, so the
+    dequantize goes away). With an f32 intermediate this is requantize's definition; an
+    f16 / bf16 one rounds in between, which requantize (f32 in between) cannot express,
+    so that pair is fused only where the rounding provably changes no code (enumerated).
     """
+
+    cache: ProofCache = field(default_factory=ProofCache)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantizeOp, rewriter: PatternRewriter) -> None:
         dq = _plain_dequantize(op.input.owner)
         if dq is None or op.param("minval") is not None:
             return
-        if formats.type_name(element_of(dq.result)) != "f32":
-            return
         if not all(isinstance(use.operation, QuantizeOp) for use in dq.result.uses):
             return
+        if formats.type_name(element_of(dq.result)) != "f32":
+            step, shape = pair_step(dq, op), shape_of(op.result)
+            if not self.cache.answer(("f32", step, shape), lambda: _f32_equivalent(step, shape)):
+                return
         requantize = _build_requantize(
             dq.input, in_op=dq, in_prefix="", in_range=_DEQUANTIZE_RANGE, out_op=op, out_prefix=""
         )
@@ -227,62 +249,104 @@ class FuseDequantizeQuantize(RewritePattern):
         _erase_if_dead(dq, rewriter)
 
 
+def _f32_equivalent(step: Step, shape: tuple[int, ...]) -> bool:
+    """The step gives the same codes with an f32 intermediate, on every input code."""
+    comparison = compare_steps([step], with_expressed(step, f32), shape)
+    return comparison is not None and comparison.exact
+
+
+@dataclass
 class RemoveIdentityRequantize(RewritePattern):
-    """``requantize(%q)`` -> ``%q`` where it returns every code unchanged (enumerated)."""
+    """``requantize(%q)`` -> ``%q`` where it returns every code unchanged (rule or
+    enumeration)."""
+
+    cache: ProofCache = field(default_factory=ProofCache)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
         if op.input.type != op.result.type:
             return
-        if not is_identity(requantize_step(op), shape_of(op.result)):
+        step, shape = requantize_step(op), shape_of(op.result)
+        if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
             return
         rewriter.replace(op, [], [op.input])
 
 
 @dataclass
 class FoldRequantizeChain(RewritePattern):
-    """``requantize(requantize(%q))`` -> one requantize (in: the inner's, out: the outer's).
+    """A chain ``requantize(...requantize(%q))`` -> one requantize (in: the first step's,
+    out: the last's).
 
-    Exact when the inner step is lossless for the outer one (rule or enumeration) or the
-    two agree with the single step on every code; with ``lossy`` any enumerable chain,
-    reporting the worst-case error as a remark.
+    The longest chain ending at this op (at most MAX_CHAIN steps) is tried first, as a
+    whole: its composition must agree with the single step on every code (so a chain
+    whose parts do not fold pairwise can still fold whole); then shorter ones, down to the
+    pair, which also folds when the inner step is lossless for the outer one (rule or
+    enumeration; the outer parameters may then be runtime values), and with ``lossy``
+    whenever it is enumerable, reporting the worst-case error as a remark.
     """
 
     lossy: bool = False
+    cache: ProofCache = field(default_factory=ProofCache)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
-        inner = op.input.owner
-        if not isinstance(inner, RequantizeOp):
+        chain = _chain_ending_at(op)
+        if len(chain) < 2:
             return
-        inner_step, outer_step = requantize_step(inner), requantize_step(op)
-        folded_step = Step(
-            inner_step.input,
-            outer_step.output,
-            "f32",
-            outer_step.rounding,
-            outer_step.saturate,
-            outer_step.bounds,
-        )
         shape = shape_of(op.result)
+        steps = [requantize_step(r) for r in chain]
+        for start in range(len(chain) - 2):
+            comparison = self._compare(steps[start:], shape)
+            if comparison is not None and comparison.exact:
+                self._fold(chain[start:], rewriter, None)
+                return
+        inner_step, outer_step = steps[-2], steps[-1]
         comparison = None
-        if not inner_step_lossless(inner_step, outer_step.input, shape):
-            comparison = compare_chain(inner_step, outer_step, folded_step, shape)
+        lossless = self.cache.answer(
+            ("lossless", inner_step, outer_step.input, shape),
+            lambda: inner_step_lossless(inner_step, outer_step.input, shape),
+        )
+        if not lossless:
+            comparison = self._compare(steps[-2:], shape)
             if comparison is None or not (comparison.exact or self.lossy):
                 return
+        self._fold(chain[-2:], rewriter, comparison)
+
+    def _compare(self, steps: list[Step], shape: tuple[int, ...]) -> ChainComparison | None:
+        folded = composed(steps[0], steps[-1])
+        return self.cache.answer(
+            ("chain", tuple(steps), shape), lambda: compare_steps(steps, folded, shape)
+        )
+
+    @staticmethod
+    def _fold(
+        chain: list[RequantizeOp], rewriter: PatternRewriter, comparison: ChainComparison | None
+    ) -> None:
+        first, op = chain[0], chain[-1]
         folded = _build_requantize(
-            inner.input,
-            in_op=inner,
+            first.input,
+            in_op=first,
             in_prefix="in_",
             in_range=_REQUANTIZE_IN_RANGE,
             out_op=op,
             out_prefix="out_",
+            merged=chain[1:-1],
         )
         if comparison is not None and not comparison.exact:
             error = _number(comparison.worst_error)
             _remark(op, f"lossy fold of requantize chain: worst-case error {error} output units")
         rewriter.replace(op, folded)
-        _erase_if_dead(inner, rewriter)
+        for inner in reversed(chain[:-1]):
+            _erase_if_dead(inner, rewriter)
+
+
+def _chain_ending_at(op: RequantizeOp) -> list[RequantizeOp]:
+    """The requantizes feeding ``op`` one into the next, ending at ``op`` (at most
+    MAX_CHAIN)."""
+    chain = [op]
+    while len(chain) < MAX_CHAIN and isinstance(chain[0].input.owner, RequantizeOp):
+        chain.insert(0, chain[0].input.owner)
+    return chain
 
 
 def _number(value: float) -> str:
@@ -312,11 +376,12 @@ class FoldQuantPass(ModulePass):
     lossy: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        cache = ProofCache()  # failed proofs are met again on every sweep
         patterns: list[RewritePattern] = [
-            FoldQuantizeOfDequantize(),
-            FuseDequantizeQuantize(),
-            RemoveIdentityRequantize(),
-            FoldRequantizeChain(self.lossy),
+            FoldQuantizeOfDequantize(cache),
+            FuseDequantizeQuantize(cache),
+            RemoveIdentityRequantize(cache),
+            FoldRequantizeChain(self.lossy, cache),
         ]
         # No blanket dead-code elimination: the patterns erase exactly the producers
         # their rewrite made dead, and leave the user's other ops alone.
