@@ -38,7 +38,7 @@ class Scheme:
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
-        Scheme("W8A16", "int", 8),
+        Scheme("W8A16", "int", 8, group_size=128),
         Scheme("W4A16", "int", 4, group_size=128),
         Scheme("W4A16_ASYM", "int", 4, group_size=128, symmetric=False),
         Scheme("FP8_DYNAMIC", "fp8", 8),
