@@ -33,6 +33,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "qopt.onnx_quantize.cli:main",
         "quantize an ONNX model's MatMul/Gemm weights (DequantizeLinear; int4-g128, int8, fp8)",
     ),
+    "quantize-checkpoint": Subcommand(
+        "qopt.checkpoint.cli:quantize_main",
+        "quantize a Hugging Face safetensors checkpoint (compressed-tensors, ...)",
+    ),
+    "verify-checkpoint": Subcommand(
+        "qopt.checkpoint.cli:verify_main",
+        "check a quantized checkpoint's names, dtypes, shapes, config and error",
+    ),
 }
 """Subcommand name -> where it lives; ``qopt --help`` lists them."""
 

@@ -221,7 +221,12 @@ def _int_recipe(f, scheme, t, wt, shape, pshape, pmap, its):
             return b.truncf(b.select_if_zero(s, EPS[t]), t)
 
         scale = f.generic(
-            [(amax, _tensor(pshape, "i32"), "d0, d1")], pt, "d0, d1", 2, ["parallel"] * 2, scale_body
+            [(amax, _tensor(pshape, "i32"), "d0, d1")],
+            pt,
+            "d0, d1",
+            2,
+            ["parallel"] * 2,
+            scale_body,
         )
         zp = None
     else:

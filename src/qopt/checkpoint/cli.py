@@ -1,0 +1,177 @@
+"""``qopt quantize-checkpoint`` and ``qopt verify-checkpoint`` (argparse, as Hugging Face tools).
+
+Both print ``qopt SUBCOMMAND: error: ...`` naming the file and tensor and exit 1 on a bad
+input; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from qopt.checkpoint.io import CheckpointError
+
+
+def _quantize_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Quantize the Linear weights of a Hugging Face safetensors checkpoint "
+        "into a serving format, bit for bit as the format's own producer writes them.",
+    )
+    p.add_argument("input", help="model directory (config.json, *.safetensors, index)")
+    p.add_argument("-o", "--output", required=True, help="output directory (must not exist)")
+    p.add_argument(
+        "--scheme",
+        required=True,
+        help="W8A16, W4A16, W4A16_ASYM, FP8_DYNAMIC, "
+        "FP8_BLOCK, NVFP4A16, MXFP8A16, MXFP4A16 (compressed-tensors preset names)",
+    )
+    p.add_argument("--format", default="compressed-tensors", help="output format")
+    p.add_argument(
+        "--ignore",
+        action="append",
+        metavar="REGEX",
+        help="modules left unquantized (re.match on the module name; repeatable; "
+        "default: embeddings, lm_head, norms, biases)",
+    )
+    p.add_argument("--group-size", type=int, help="group size of a per-group integer scheme")
+    p.add_argument("--executor", default="process", choices=("process", "ray", "dask"))
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="shard jobs run at once (default: the number of cores)",
+    )
+    p.add_argument("--address", help="Ray / Dask scheduler address of an existing cluster")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished shards of a stopped run and do the rest",
+    )
+    p.add_argument("--report", metavar="FILE.json", help="write per-tensor error statistics")
+    p.add_argument("--no-stats", action="store_true", help="skip the error statistics")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
+    return p
+
+
+def quantize_main(argv: Sequence[str], prog: str = "qopt quantize-checkpoint") -> int:
+    args = _quantize_parser(prog).parse_args(list(argv))
+    try:
+        return _quantize(args)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from qopt.checkpoint.convert import convert
+    from qopt.checkpoint.formats import get_format
+    from qopt.checkpoint.plan import DEFAULT_IGNORE, make_plan
+    from qopt.checkpoint.schemes import scheme_named
+    from qopt.checkpoint.stats import format_table, write_report
+
+    fmt = get_format(args.format)
+    base = scheme_named(args.scheme)
+    fmt.scheme(base.name)  # the format writes it
+    scheme = scheme_named(args.scheme, args.group_size)
+    plan = make_plan(
+        args.input,
+        format=fmt.name,
+        schemes=[scheme],
+        scheme_for=lambda entry: scheme.name,
+        ignore=args.ignore if args.ignore is not None else DEFAULT_IGNORE,
+        share_global_scale=fmt.shares_global_scale,
+    )
+    if Path(args.output).exists():
+        raise CheckpointError(f"{args.output}: already exists (remove it or choose another -o)")
+    total = sum(
+        int(__import__("numpy").prod(t.shape)) * _itemsize(t.dtype)
+        for s in plan.shards
+        for t in s.tensors
+    )
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="quantize", file=sys.stderr)
+
+    def progress(result) -> None:
+        if bar is not None:
+            bar.update(result.bytes_read)
+            bar.set_postfix(tensors=result.tensors, shard=result.output)
+
+    summary = convert(
+        plan,
+        args.output,
+        executor=args.executor,
+        workers=args.jobs,
+        address=args.address,
+        resume=args.resume,
+        stats=not args.no_stats,
+        progress=progress,
+    )
+    if bar is not None:
+        bar.close()
+    rate = summary.bytes_read / max(summary.seconds, 1e-9) / 1e9
+    if not args.quiet:
+        if not args.no_stats:
+            print(format_table(summary.stats))
+        print(
+            f"{summary.quantized} of {summary.tensors} tensors quantized ({scheme.name}, "
+            f"{fmt.name}) in {summary.shards} shards, {summary.seconds:.2f} s, {rate:.2f} GB/s"
+            + (f", {summary.resumed} shards resumed" if summary.resumed else "")
+        )
+    if args.report:
+        write_report(
+            args.report,
+            summary.stats,
+            {
+                "scheme": scheme.name,
+                "format": fmt.name,
+                "seconds": summary.seconds,
+                "bytes_read": summary.bytes_read,
+            },
+        )
+    return 0
+
+
+def _itemsize(dtype: str) -> int:
+    from qopt.checkpoint.io import DTYPES
+
+    return DTYPES[dtype].itemsize
+
+
+def verify_main(argv: Sequence[str], prog: str = "qopt verify-checkpoint") -> int:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Check a quantized checkpoint against what its format's loaders read; "
+        "decompress every tensor and report the error against the original (--against).",
+    )
+    p.add_argument("checkpoint", help="quantized model directory")
+    p.add_argument("--against", help="the unquantized model directory")
+    p.add_argument("--format", default="compressed-tensors")
+    p.add_argument("--report", metavar="FILE.json")
+    p.add_argument("-q", "--quiet", action="store_true")
+    args = p.parse_args(list(argv))
+    try:
+        from qopt.checkpoint.verify import verify
+
+        problems, rows = verify(args.checkpoint, args.against, args.format)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    from qopt.checkpoint.stats import format_table, write_report
+
+    if not args.quiet and rows:
+        print(format_table(rows))
+    if args.report:
+        write_report(args.report, rows, {"problems": problems})
+    for problem in problems:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+    if not args.quiet and not problems:
+        print(f"{args.checkpoint}: consistent")
+    return 1 if problems else 0
