@@ -433,8 +433,13 @@ def quantize(
     qmin=None,
     qmax=None,
     runtime_scale=False,
+    zero_point_order="after_rounding",
 ) -> np.ndarray:
     """quantize (docs/semantics.md): f32 ``x`` to storage ``dtype``.
+
+    ``zero_point_order="before_rounding"`` (upstream MLIR qcast, StableHLO
+    uniform_quantize; integer storage): ``q = clamp(round(f32(x / s) + f32(zp)), qmin,
+    qmax)`` with the sum an f32 addition, and NaN gives ``clamp(0)``.
 
     * integer storage: ``q = clamp(round(x / s) + zp, qmin, qmax)`` (round first, then add
       the zero point, ONNX order); ``rounding`` is ``nearest_even`` (default),
@@ -460,6 +465,8 @@ def quantize(
         raise ValueError(f"dtype: expected an integer or float storage format, got {dt}")
     if rounding not in _ROUNDING:
         raise ValueError(f"rounding: expected one of {_ROUNDING}, got {rounding!r}")
+    if zero_point_order not in ("after_rounding", "before_rounding"):
+        raise ValueError(f"zero_point_order: unknown order {zero_point_order!r}")
     xf = _as_f32(x, "x")
     shape = xf.shape
     gran = {"axis": axis, "block_size": block_size, "block_shape": block_shape}
@@ -476,6 +483,8 @@ def quantize(
                 raise ValueError(f"qmin/qmax: only for integer storage, got {dt}")
             if rounding != "nearest_even":
                 raise ValueError(f"rounding: float storage {dt} rounds to nearest even only")
+            if zero_point_order != "after_rounding":
+                raise ValueError(f"zero_point_order: float storage {dt} has no zero point")
             return _cast_float(xf / s, dt, saturate, xf)
         lo, hi = _qrange(dt, qmin, qmax)
         if minval is not None:
@@ -488,7 +497,18 @@ def quantize(
             if zero_point is None
             else expand_param(_as_int(zero_point, "zero_point"), shape, **gran)
         )
+        if zero_point_order == "before_rounding":
+            return _quantize_int_zp_first(xf / s, zp, lo, hi, rounding, dt)
         return _quantize_int(xf / s, zp, lo, hi, rounding, dt)
+
+
+def _quantize_int_zp_first(v, zp, qmin: int, qmax: int, rounding: str, out_dtype) -> np.ndarray:
+    """clamp(round(f32(v + zp)), qmin, qmax); NaN -> clamp(0) (StableHLO's interpreter)."""
+    t = (v + np.asarray(zp, dtype=np.int64).astype(F32)).astype(F32)
+    r = _round(t, rounding)
+    r = np.where(np.isnan(r), F32(0), r)
+    r = np.minimum(np.maximum(r, F32(qmin)), F32(qmax))
+    return r.astype(np.int64).astype(out_dtype)
 
 
 def dequantize(
@@ -553,6 +573,7 @@ def requantize(
     saturate=True,
     qmin=None,
     qmax=None,
+    zero_point_order="after_rounding",
 ) -> np.ndarray:
     """requantize (docs/semantics.md): exactly ``quantize(dequantize(q, in_s, in_zp) as f32, out_s, out_zp)``.
 
@@ -575,6 +596,7 @@ def requantize(
         qmin=qmin,
         qmax=qmax,
         runtime_scale=True,
+        zero_point_order=zero_point_order,
     )
 
 

@@ -29,6 +29,9 @@ from qopt.passes.quant_math import (
 )
 from qopt.passes.scalar_ir import BodyBuilder, Storage, from_f32
 from qopt.qdialect import formats
+from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
+
+AFTER_ROUNDING = ZERO_POINT_ORDERS[0]
 
 DIFFERENCE_TYPE = i32
 """The code type of differences ``q - zp`` (runtime zero points): wide enough for all."""
@@ -68,7 +71,11 @@ def _dequantize_body(code_type: Attribute, expressed: Attribute) -> Block:
 
 @functools.cache
 def _quantize_body(
-    code_type: Attribute, bounds: tuple[int, int], rounding: str, saturate: bool
+    code_type: Attribute,
+    bounds: tuple[int, int],
+    rounding: str,
+    saturate: bool,
+    zero_point_order: str = AFTER_ROUNDING,
 ) -> Block:
     """``(x, s, zp) -> quantize_value`` of an expressed value, as lower-quant emits it."""
     block = Block(arg_types=[f32, f32, f32])
@@ -79,7 +86,13 @@ def _quantize_body(
     )
     zero_point = None if storage.is_float else zp
     q = quantize_value(
-        b, x, QuantizeParams(s, zero_point), storage, rounding=rounding, saturate=saturate
+        b,
+        x,
+        QuantizeParams(s, zero_point),
+        storage,
+        rounding=rounding,
+        saturate=saturate,
+        zero_point_order=zero_point_order,
     )
     b.emit(YieldOp(q))
     return block
@@ -107,15 +120,19 @@ def quantize(
     rounding: str,
     saturate: bool,
     bounds: tuple[int, int] | None,
+    zero_point_order: str = AFTER_ROUNDING,
 ) -> np.ndarray:
     """The codes of f32 values ``x`` in ``storage``: integer storage clamped to ``bounds``
-    (None: not clamped, for differences, computed in :data:`DIFFERENCE_TYPE`)."""
+    (None: not clamped, for differences, computed in :data:`DIFFERENCE_TYPE`), with the
+    zero point added after or before rounding (``zero_point_order``)."""
+    order = zero_point_order
     if not isinstance(storage, IntegerType):
         block = _quantize_body(storage, (0, 0), rounding, saturate)
     elif bounds is None:
-        block = _quantize_body(DIFFERENCE_TYPE, (-_UNCLAMPED, _UNCLAMPED), rounding, saturate)
+        unclamped = (-_UNCLAMPED, _UNCLAMPED)
+        block = _quantize_body(DIFFERENCE_TYPE, unclamped, rounding, saturate, order)
     else:
-        block = _quantize_body(storage, bounds, rounding, saturate)
+        block = _quantize_body(storage, bounds, rounding, saturate, order)
     (q,) = evaluate_block(block, [x, scale, np.asarray(zero_point).astype(np.float32)])
     return q
 

@@ -89,6 +89,7 @@ from qopt.passes.fold_proofs import (
 )
 from qopt.qdialect import formats
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
+from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
 
 MAX_CHAIN = 8
 """Most requantize steps one whole-chain proof composes (longer chains fold by parts)."""
@@ -170,7 +171,9 @@ def _build_requantize(
     return op
 
 
-_OUTPUT_PROPERTIES = {n: n for n in ("storage_min", "storage_max", "rounding", "saturate")}
+_OUTPUT_PROPERTIES = {
+    n: n for n in ("storage_min", "storage_max", "rounding", "saturate", "zero_point_order")
+}
 _DEQUANTIZE_RANGE = {"storage_min": "in_storage_min", "storage_max": "in_storage_max"}
 _REQUANTIZE_IN_RANGE = {"in_storage_min": "in_storage_min", "in_storage_max": "in_storage_max"}
 
@@ -182,6 +185,12 @@ def _plain_dequantize(op: Operation | Block) -> DequantizeOp | None:
     if op.param("minval") is not None or op.param("double_quant") is not None:
         return None
     return op
+
+
+def _default_order(*ops: QuantOp) -> bool:
+    """Whether every op adds its zero point after rounding (the order the proofs and the
+    enumeration of fold_proofs assume); ``before_rounding`` ops are left alone."""
+    return all(op.zp_order == ZERO_POINT_ORDERS[0] for op in ops)
 
 
 def _erase_if_dead(op: Operation, rewriter: PatternRewriter) -> None:
@@ -210,7 +219,7 @@ class FoldQuantizeOfDequantize(RewritePattern):
         dq = _plain_dequantize(op.input.owner)
         if dq is None or op.param("minval") is not None:
             return
-        if dq.input.type != op.result.type:
+        if dq.input.type != op.result.type or not _default_order(op):
             return
         step, shape = pair_step(dq, op), shape_of(op.result)
         if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
@@ -239,6 +248,8 @@ class FuseDequantizeQuantize(RewritePattern):
         if not all(isinstance(use.operation, QuantizeOp) for use in dq.result.uses):
             return
         if formats.type_name(element_of(dq.result)) != "f32":
+            if not _default_order(op):
+                return
             step, shape = pair_step(dq, op), shape_of(op.result)
             if not self.cache.answer(("f32", step, shape), lambda: _f32_equivalent(step, shape)):
                 return
@@ -264,7 +275,7 @@ class RemoveIdentityRequantize(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
-        if op.input.type != op.result.type:
+        if op.input.type != op.result.type or not _default_order(op):
             return
         step, shape = requantize_step(op), shape_of(op.result)
         if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
@@ -291,7 +302,7 @@ class FoldRequantizeChain(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
         chain = _chain_ending_at(op)
-        if len(chain) < 2:
+        if len(chain) < 2 or not _default_order(*chain):
             return
         shape = shape_of(op.result)
         steps = [requantize_step(r) for r in chain]

@@ -161,6 +161,7 @@ def lower_pack(
                 storage_of(quantize, code_type),
                 rounding=quantize.rounding_mode,
                 saturate=quantize.saturate_flag,
+                zero_point_order=quantize.zp_order,
             )
         word = int_of_storage(b, code)
         if mask_map is not None and mask_table is not None:

@@ -75,7 +75,13 @@ def lower_quantize(op: QuantizeOp, e: Emitter) -> SSAValue:
     g.output(e.empty(op.result.type), ident)
     storage = storage_of(op, element_of(op.result))
     q = quantize_value(
-        g.body, x, quant, storage, rounding=op.rounding_mode, saturate=op.saturate_flag
+        g.body,
+        x,
+        quant,
+        storage,
+        rounding=op.rounding_mode,
+        saturate=op.saturate_flag,
+        zero_point_order=op.zp_order,
     )
     return e.finish(g, [q])[0]
 
@@ -143,7 +149,13 @@ def lower_requantize_fused(op: RequantizeOp, e: Emitter) -> SSAValue:
     out_storage = storage_of(op, element_of(op.result))
     x = dequantize_value(b, q, deq, in_storage.qmin, nan_rule=out_storage.is_float)
     r = quantize_value(
-        b, x, quant, out_storage, rounding=op.rounding_mode, saturate=op.saturate_flag
+        b,
+        x,
+        quant,
+        out_storage,
+        rounding=op.rounding_mode,
+        saturate=op.saturate_flag,
+        zero_point_order=op.zp_order,
     )
     return e.finish(g, [r])[0]
 
@@ -166,7 +178,13 @@ def lower_requantize_composite(op: RequantizeOp, e: Emitter) -> SSAValue:
     g.output(e.empty(op.result.type), ident)
     out_storage = storage_of(op, element_of(op.result))
     r = quantize_value(
-        g.body, x, quant, out_storage, rounding=op.rounding_mode, saturate=op.saturate_flag
+        g.body,
+        x,
+        quant,
+        out_storage,
+        rounding=op.rounding_mode,
+        saturate=op.saturate_flag,
+        zero_point_order=op.zp_order,
     )
     return e.finish(g, [r])[0]
 
@@ -208,7 +226,13 @@ def lower_requantize_lut(op: RequantizeOp, e: Emitter) -> SSAValue:
     x = dequantize_f32(b, qf, deq)
     out_storage = storage_of(op, element_of(op.result))
     r = quantize_value(
-        b, x, quant, out_storage, rounding=op.rounding_mode, saturate=op.saturate_flag
+        b,
+        x,
+        quant,
+        out_storage,
+        rounding=op.rounding_mode,
+        saturate=op.saturate_flag,
+        zero_point_order=op.zp_order,
     )
     table = e.finish(g, [r])[0]
 

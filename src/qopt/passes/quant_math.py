@@ -27,6 +27,9 @@ from xdsl.ir import SSAValue
 
 from qopt.passes.scalar_ir import BodyBuilder, Storage, to_f32, to_storage_int
 from qopt.qdialect.ops import ROUNDING_MODES
+from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
+
+AFTER_ROUNDING, BEFORE_ROUNDING = ZERO_POINT_ORDERS
 
 
 def _half_up(b: BodyBuilder, v: SSAValue) -> SSAValue:
@@ -72,7 +75,12 @@ def clamp(b: BodyBuilder, v: SSAValue, lo: float, hi: float) -> SSAValue:
 
 
 def quantize_int_value(
-    b: BodyBuilder, v: SSAValue, zp: SSAValue | None, storage: Storage, rounding: str
+    b: BodyBuilder,
+    v: SSAValue,
+    zp: SSAValue | None,
+    storage: Storage,
+    rounding: str,
+    zero_point_order: str = AFTER_ROUNDING,
 ) -> SSAValue:
     """``clamp(round(v) + zp, qmin, qmax)`` as an integral f32; NaN gives clamp(zp).
 
@@ -85,7 +93,19 @@ def quantize_int_value(
 
     ``round(v) + zp`` is exact while ``|round(v)| < 2^24``; beyond that the sum is far
     outside every storage range (at most 16 bits) and clamps to the same bound.
+
+    ``before_rounding`` (upstream MLIR, StableHLO) adds first, in f32, and a NaN gives
+    ``clamp(0)`` as StableHLO's reference interpreter does:
+
+        %t = arith.addf %v, %zp : f32
+        %r = math.roundeven %t : f32
+        %nan = arith.cmpf uno, %r, %r : f32
+        %r1 = arith.select %nan, 0.0, %r : f32     (then the clamp)
     """
+    if zero_point_order == BEFORE_ROUNDING:
+        t = round_integral(b, v if zp is None else b.addf(v, zp), rounding)
+        t = b.select(b.is_nan(t), b.f32(0.0), t)
+        return clamp(b, t, storage.qmin, storage.qmax)
     t = round_integral(b, v, rounding)
     zero_point = zp if zp is not None else b.f32(0.0)
     if zp is not None:
@@ -147,6 +167,7 @@ def quantize_value(
     *,
     rounding: str = "nearest_even",
     saturate: bool = True,
+    zero_point_order: str = AFTER_ROUNDING,
 ) -> SSAValue:
     """The quantize of one f32 element into ``storage`` (``quantizeValue`` upstream).
 
@@ -157,17 +178,24 @@ def quantize_value(
     if storage.is_float:
         return quantize_float_value(b, b.divf(x, params.scale), storage, saturate, x)
     assert isinstance(storage.type, IntegerType)
-    return to_storage_int(b, quantize_integral(b, x, params, storage, rounding), storage.type)
+    q = quantize_integral(b, x, params, storage, rounding, zero_point_order)
+    return to_storage_int(b, q, storage.type)
 
 
 def quantize_integral(
-    b: BodyBuilder, x: SSAValue, params: QuantizeParams, storage: Storage, rounding: str
+    b: BodyBuilder,
+    x: SSAValue,
+    params: QuantizeParams,
+    storage: Storage,
+    rounding: str,
+    zero_point_order: str = AFTER_ROUNDING,
 ) -> SSAValue:
     """Integer quantize up to the clamped integral f32 (shared with fake_quantize)."""
     if params.minval is not None:
         v = b.divf(b.subf(x, params.minval), params.scale)
         return quantize_int_value(b, v, b.f32(storage.qmin), storage, rounding)
-    return quantize_int_value(b, b.divf(x, params.scale), params.zero_point, storage, rounding)
+    v = b.divf(x, params.scale)
+    return quantize_int_value(b, v, params.zero_point, storage, rounding, zero_point_order)
 
 
 @dataclass(frozen=True)

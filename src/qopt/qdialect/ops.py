@@ -71,6 +71,7 @@ _ROUNDING = StringClause("rounding", "rounding", "nearest_even")
 ROUNDING_MODES = v.ROUNDING_MODES
 """The values of ``rounding(...)``, the default first (one table: verifiers.py)."""
 _SATURATE = BoolClause("saturate", "saturate", True)
+_ZP_ORDER = StringClause("zero_point_order", "zero_point_order", v.ZERO_POINT_ORDERS[0])
 _REQUANT_PARAMS = (_SCALE, _ZERO_POINT, GranularityClause())
 
 
@@ -103,6 +104,10 @@ class QuantOp(ClauseOp):
     @property
     def rounding_mode(self) -> str:
         return self.prop_str("rounding", "nearest_even")
+
+    @property
+    def zp_order(self) -> str:
+        return self.prop_str("zero_point_order", v.ZERO_POINT_ORDERS[0])
 
     @property
     def saturate_flag(self) -> bool:
@@ -146,10 +151,8 @@ class QuantOp(ClauseOp):
             v.check_param_shape(label, zp, zp_const, granularity, data_shape)
         minval_name = f"{prefix}minval"
         if hasattr(self, minval_name):
-            minval, minval_const = (
-                getattr(self, minval_name),
-                self.properties.get(f"{minval_name}_const"),
-            )
+            minval = getattr(self, minval_name)
+            minval_const = self.properties.get(f"{minval_name}_const")
             if minval is not None or minval_const is not None:
                 if self.param(zp_name) is not None:
                     raise VerifyException("the minval form takes no zero point")
@@ -187,6 +190,7 @@ class QuantizeOp(QuantOp):
     storage_max = _COMMON_PROPS["storage_max"]
     rounding = opt_prop_def(StringAttr)
     saturate = opt_prop_def(BoolAttr)
+    zero_point_order = opt_prop_def(StringAttr)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(Pure())
@@ -197,6 +201,7 @@ class QuantizeOp(QuantOp):
         _MINVAL,
         GranularityClause(),
         _ROUNDING,
+        _ZP_ORDER,
         RangeClause(),
         _SATURATE,
     )
@@ -214,6 +219,7 @@ class QuantizeOp(QuantOp):
         rounding: str | None = None,
         storage_range: tuple[int, int] | None = None,
         saturate: bool | None = None,
+        zero_point_order: str | None = None,
         attributes: Mapping[str, Attribute] | None = None,
     ):
         fields = ClauseFields()
@@ -222,6 +228,7 @@ class QuantizeOp(QuantOp):
         fields.param("minval", minval)
         fields.granularity("granularity", granularity)
         fields.string("rounding", rounding)
+        fields.string("zero_point_order", zero_point_order)
         fields.range(storage_range)
         fields.boolean("saturate", saturate)
         self.init_fields(input, [result_type], fields, attributes)
@@ -234,6 +241,7 @@ class QuantizeOp(QuantOp):
         v.check_same_shape(self.input.type, self.result.type)
         v.check_storage_range(storage, self.storage_min, self.storage_max)
         v.check_rounding(self.rounding_mode, storage)
+        v.check_zero_point_order(self.zp_order, storage, self.param("minval"))
         self._verify_params("", v.shape_of(self.input.type), storage)
 
 
@@ -338,6 +346,7 @@ class RequantizeOp(QuantOp):
     storage_max = opt_prop_def(IntegerAttr)
     rounding = opt_prop_def(StringAttr)
     saturate = opt_prop_def(BoolAttr)
+    zero_point_order = opt_prop_def(StringAttr)
 
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(Pure())
@@ -346,6 +355,7 @@ class RequantizeOp(QuantOp):
         GroupClause("in", "in_", prefixed("in_", _REQUANT_PARAMS)),
         GroupClause("out", "out_", prefixed("out_", _REQUANT_PARAMS)),
         _ROUNDING,
+        _ZP_ORDER,
         RangeClause(),
         _SATURATE,
     )
@@ -371,6 +381,7 @@ class RequantizeOp(QuantOp):
         storage_range: tuple[int, int] | None = None,
         in_storage_range: tuple[int, int] | None = None,
         saturate: bool | None = None,
+        zero_point_order: str | None = None,
         attributes: Mapping[str, Attribute] | None = None,
     ):
         """``storage_range`` narrows the result; ``in_storage_range`` (no custom syntax,
@@ -386,6 +397,7 @@ class RequantizeOp(QuantOp):
         fields.range(storage_range)
         fields.range(in_storage_range, "in_")
         fields.boolean("saturate", saturate)
+        fields.string("zero_point_order", zero_point_order)
         self.init_fields(input, [result_type], fields, attributes)
 
     def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
@@ -409,6 +421,7 @@ class RequantizeOp(QuantOp):
         v.check_storage_range(out_storage, self.storage_min, self.storage_max)
         v.check_storage_range(in_storage, self.in_storage_min, self.in_storage_max)
         v.check_rounding(self.rounding_mode, out_storage)
+        v.check_zero_point_order(self.zp_order, out_storage)
         shape = v.shape_of(self.input.type)
         self._verify_params("in_", shape, in_storage)
         self._verify_params("out_", shape, out_storage)

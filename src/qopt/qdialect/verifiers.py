@@ -26,6 +26,10 @@ from qopt.qdialect import formats
 from qopt.qdialect.attrs import GranularityAttr
 
 ROUNDING_MODES = ("nearest_even", "nearest_away", "half_up", "toward_zero")
+ZERO_POINT_ORDERS = ("after_rounding", "before_rounding")
+"""Where integer quantize adds the zero point, the default first: ``after_rounding`` is
+``round(x / s) + zp`` (ONNX), ``before_rounding`` is ``round(f32(x / s) + zp)`` (upstream
+MLIR ``quant.qcast``, StableHLO ``uniform_quantize``); docs/semantics.md section 3."""
 
 
 def shape_of(t: Attribute) -> tuple[int, ...]:
@@ -104,6 +108,22 @@ def check_rounding(mode: str, storage: Attribute) -> None:
             f"rounding mode '{mode}' applies to integer storage only; "
             f"{formats.type_name(storage)} always rounds to nearest even"
         )
+
+
+def check_zero_point_order(order: str, storage: Attribute, minval: object = None) -> None:
+    if order not in ZERO_POINT_ORDERS:
+        raise VerifyException(
+            f"zero_point_order must be one of {', '.join(ZERO_POINT_ORDERS)}, got '{order}'"
+        )
+    if order == ZERO_POINT_ORDERS[0]:
+        return
+    if not isinstance(storage, IntegerType):
+        raise VerifyException(
+            f"zero_point_order({order}) applies to integer storage only, not to "
+            f"{formats.type_name(storage)}"
+        )
+    if minval is not None:
+        raise VerifyException(f"zero_point_order({order}) does not apply to the minval form")
 
 
 def check_granularity(granularity: GranularityAttr, data_shape: Sequence[int]) -> None:
