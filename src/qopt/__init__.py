@@ -6,7 +6,8 @@ What every op computes, bit for bit, is in docs/semantics.md. The API (imported 
 ``import qopt`` and ``qopt --help`` load neither xDSL's passes nor llvmlite):
 
     qopt.quantize(x, scale, zero_point=None, *, dtype, axis=None, block_size=None,
-                  block_shape=None, saturate=True, rounding="nearest_even")
+                  block_shape=None, saturate=True, rounding="nearest_even",
+                  zero_point_order="after_rounding")
     qopt.dequantize(q, scale, zero_point=None, *, axis=None, block_size=None,
                     block_shape=None, dtype="f32")
     qopt.requantize(q, in_scale, in_zero_point, out_scale, out_zero_point, *,

@@ -35,6 +35,7 @@ from qopt.api.params import (
     positive_f32,
     rounding_mode,
     scale_rounding_mode,
+    zero_point_order_option,
 )
 from qopt.api.params import zero_point_domain as check_zero_point_domain
 from qopt.qdialect.ops import (
@@ -60,10 +61,14 @@ def quantize(
     rounding: str = "nearest_even",
     packed: bool = False,
     out: np.ndarray | None = None,
+    zero_point_order: str = "after_rounding",
 ) -> np.ndarray:
     """``q = clamp(round(x / scale) + zero_point, qmin, qmax)``; float storage
     ``cast_rne(x / scale)`` (docs/semantics.md sections 3-5). Returns an array of ``dtype``, or with
     ``packed=True`` (4-bit and 2-bit types) the flat uint8 bytes of the codes.
+    ``zero_point_order="before_rounding"`` adds the zero point before rounding, in f32, as
+    upstream MLIR's ``quant.qcast`` and StableHLO's ``uniform_quantize`` do:
+    ``clamp(round(x / scale + zero_point))`` (NaN gives 0 there, clamped).
 
     Granularity: ``block_shape`` -> N-D block; ``block_size`` -> per-block along ``axis``
     (default the last); ``axis`` and a 1-D scale -> per-axis (one scale per index of
@@ -86,6 +91,7 @@ def quantize(
     call.parameters(scale, zero_point, gran, storage)
     call.option("granularity", gran)
     call.option("rounding", rounding_mode(rounding))
+    call.option("zero_point_order", zero_point_order_option(zero_point_order, storage))
     call.option("saturate", None if saturate else False)
     return call.run([(x.shape, storage)], packing(packed, x.shape, storage), out=out)
 
@@ -183,8 +189,10 @@ def requantize(
     rounding: str = "nearest_even",
     lowering: str | None = None,
     out: np.ndarray | None = None,
+    zero_point_order: str = "after_rounding",
 ) -> np.ndarray:
-    """``quantize(dequantize(q, in_*) as f32, out_*)`` bit for bit, in one kernel.
+    """``quantize(dequantize(q, in_*) as f32, out_*)`` bit for bit, in one kernel
+    (``zero_point_order`` as in :func:`quantize`, for the output side).
 
     Each side is per-tensor (scalar scale) or per-axis on ``axis`` (1-D scale),
     independently; a scalar zero point broadcasts to its side's scale. ``lowering`` forces
@@ -207,6 +215,7 @@ def requantize(
         call.parameters(scale, zp, gran, side_storage, f"{side}_")
         call.option(f"{side}_granularity", gran)
     call.option("rounding", rounding_mode(rounding))
+    call.option("zero_point_order", zero_point_order_option(zero_point_order, out_storage))
     if lowering is not None:
         call.attribute("lowering", lowering)
     return call.run([(q.shape, out_storage)], out=out)

@@ -24,6 +24,7 @@ from qopt.api.dtypes import F32, SCALE_NAMES, bit_width, integer_range, is_real_
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import BlockAttr, GranularityAttr, PerAxisAttr, PerBlockAttr
 from qopt.qdialect.ops import ROUNDING_MODES, SCALE_ROUNDING_MODES, ZERO_POINT_DOMAINS
+from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
 
 
 def as_bool(value: Any, argument: str) -> bool:
@@ -221,6 +222,21 @@ def rounding_mode(rounding: Any) -> str | None:
         modes = ", ".join(ROUNDING_MODES)
         raise ValueError(f"rounding must be one of {modes}, got {rounding!r}")
     return None if rounding == ROUNDING_MODES[0] else rounding
+
+
+def zero_point_order_option(order: Any, storage: str) -> str | None:
+    """The ``zero_point_order`` option: None for the default (``after_rounding``, ONNX);
+    ``before_rounding`` (upstream MLIR, StableHLO) applies to integer storage only."""
+    if order not in ZERO_POINT_ORDERS:
+        orders = ", ".join(ZERO_POINT_ORDERS)
+        raise ValueError(f"zero_point_order must be one of {orders}, got {order!r}")
+    if order == ZERO_POINT_ORDERS[0]:
+        return None
+    if storage in formats.FLOAT_STORAGE_NAMES:
+        raise ValueError(
+            f"zero_point_order={order!r} applies to integer storage only, not {storage}"
+        )
+    return order
 
 
 def scale_rounding_mode(scale_rounding: Any, scale_type: str) -> str | None:
