@@ -23,6 +23,12 @@ def _quant_dialect() -> Dialect:
     return Quant
 
 
+def _onnx_dialect() -> Dialect:
+    from qopt.qdialect.onnx_node import Onnx
+
+    return Onnx
+
+
 DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
     "builtin": lambda: builtin.Builtin,
     "func": lambda: func.Func,
@@ -32,6 +38,7 @@ DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
     "tensor": lambda: tensor.Tensor,
     "scf": lambda: scf.Scf,
     "quant": _quant_dialect,
+    "onnx": _onnx_dialect,
 }
 
 
