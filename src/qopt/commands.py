@@ -41,6 +41,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "qopt.checkpoint.cli:verify_main",
         "check a quantized checkpoint's names, dtypes, shapes, config and error",
     ),
+    "import-onnx": Subcommand(
+        "qopt.onnx.cli:import_main", "ONNX model -> quant-dialect IR (Q/DQ nodes as quant ops)"
+    ),
+    "onnx-simplify": Subcommand(
+        "qopt.onnx.cli:simplify_main", "fold-quant's exact rewrites on an ONNX model's Q/DQ chains"
+    ),
+    "onnx-check": Subcommand(
+        "qopt.onnx.cli:check_main",
+        "where onnxruntime's default optimizations change the bits of Q/DQ subgraphs",
+    ),
 }
 """Subcommand name -> where it lives; ``qopt --help`` lists them."""
 

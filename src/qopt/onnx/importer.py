@@ -62,6 +62,8 @@ class QuantNode:
     """The node's input positions that are the op's operands, in operand order."""
     properties: dict[str, Attribute]
     """The op's properties as imported (the exporter reuses the node while they hold)."""
+    params: tuple[SSAValue, ...]
+    """The op's runtime parameter operands as imported (every operand but the data)."""
 
 
 @dataclass
@@ -188,7 +190,9 @@ class _Importer:
                     ) from None
                 imported.kept[index] = str(why)
             else:
-                imported.quant_nodes[index] = QuantNode(op, positions, dict(op.properties))
+                imported.quant_nodes[index] = QuantNode(
+                    op, positions, dict(op.properties), tuple(op.operands[1:])
+                )
                 return op
         return self._opaque(node, index)
 

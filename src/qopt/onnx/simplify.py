@@ -1,0 +1,163 @@
+"""``qopt onnx-simplify in.onnx -o out.onnx``: fold-quant's exact rewrites on an ONNX model.
+
+The model is imported (Q/DQ nodes qopt does not compute stay as they are), fold-quant
+runs unchanged (its patterns and proofs, qopt.passes.fold_quant), and the result is
+written back (exporter.py) and checked with ``onnx.checker.check_model(full_check=True)``.
+What changes: ``DequantizeLinear -> QuantizeLinear`` pairs that give every code back are
+removed, and chains of them that fold exactly become one pair. Nothing lossy is done:
+``QuantizeLinear -> DequantizeLinear`` (float in, float out) is never touched.
+
+Each fold fold-quant refused is reported with its worst-case error, evaluated on every
+input code the way fold-quant's proofs evaluate them (qopt.passes.fold_proofs):
+
+* a requantize chain (DQ -> Q -> DQ -> Q) that does not fold: max |one step - two steps|
+  over the input codes, in output units;
+* a DQ -> Q pair between the same storage types that is not the identity (what
+  onnxruntime's double-QDQ remover drops): max |pair(q) - q| over the codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ModuleOp
+from xdsl.ir import Operation
+
+from qopt.onnx.exporter import export_model, node_indices
+from qopt.onnx.importer import Imported, import_model
+from qopt.onnx.model import OnnxError
+from qopt.qdialect.context import make_context
+from qopt.qdialect.ops import RequantizeOp
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A fold fold-quant did not make, and the error it would have made."""
+
+    nodes: str
+    """The nodes involved, by label."""
+    kind: str
+    worst_error: float | None
+    """max |folded - kept| over the input codes, in output units; None if not enumerable."""
+
+    def describe(self) -> str:
+        error = "not enumerable" if self.worst_error is None else f"{self.worst_error:g}"
+        return f"refused: {self.kind}: {self.nodes}: worst-case error {error} (output units)"
+
+
+@dataclass
+class Simplified:
+    model: onnx.ModelProto
+    removed: list[str] = field(default_factory=list)
+    """Labels of the Q/DQ nodes the folds removed."""
+    refused: list[Refusal] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Q/DQ nodes qopt does not compute, with the reason (left as they are)."""
+
+
+def simplify_model(model: onnx.ModelProto, path: str = "<model>") -> Simplified:
+    """The simplified model and the report (see the module docstring)."""
+    from qopt.passes.fold_quant import FoldQuantPass
+
+    imported = import_model(model, path, keep_unsupported=True)
+    FoldQuantPass().apply(make_context(), imported.module)
+    refused = _refusals(imported, imported.module)
+    out = export_model(imported)
+    try:
+        onnx.checker.check_model(out, full_check=True)
+    except Exception as error:
+        message = str(error).strip().replace("\n", " ")
+        raise OnnxError(f"{path}: the simplified model does not pass onnx's checker: {message}")
+    names = {n.name for n in out.graph.node if n.name}
+    written = {id(n) for n in out.graph.node}
+    removed = [
+        imported.label(i)
+        for i in sorted(imported.quant_nodes)
+        if not _still_there(model.graph.node[i], names, out, written)
+    ]
+    kept = [f"{imported.label(i)}: {why}" for i, why in sorted(imported.kept.items())]
+    return Simplified(out, removed, refused, kept)
+
+
+def _still_there(node: onnx.NodeProto, names: set[str], out: onnx.ModelProto, _w) -> bool:
+    if node.name:
+        return node.name in names
+    return any(n.op_type == node.op_type and n.input[1:] == node.input[1:] for n in out.graph.node)
+
+
+def _labels(imported: Imported, op: Operation) -> str:
+    return ", ".join(imported.label(i) for i in node_indices(op.location)) or op.name
+
+
+def _refusals(imported: Imported, module: ModuleOp) -> list[Refusal]:
+    out = []
+    for op in module.walk():
+        if not isinstance(op, RequantizeOp):
+            continue
+        inner = op.input.owner
+        if isinstance(inner, RequantizeOp):
+            error = _chain_error(inner, op)
+            out.append(Refusal(_labels(imported, op), "requantize chain not folded", error))
+        elif op.input.type == op.result.type:
+            error = _identity_error(op)
+            out.append(Refusal(_labels(imported, op), "DQ -> Q pair is not the identity", error))
+    return out
+
+
+def _chain_error(inner: RequantizeOp, outer: RequantizeOp) -> float | None:
+    from qopt.passes import fold_proofs as proofs
+
+    try:
+        a, b = proofs.requantize_step(inner), proofs.requantize_step(outer)
+        folded = proofs.Step(a.input, b.output, a.expressed, b.rounding, b.saturate, b.bounds)
+        comparison = proofs.compare_chain(a, b, folded, proofs.shape_of(outer.result))
+    except Exception:  # a proof the pass could not run is not an error of the model
+        return None
+    return None if comparison is None else comparison.worst_error
+
+
+def _identity_error(op: RequantizeOp) -> float | None:
+    """max |R(q) - q| over every code of every parameter cell, evaluated with the
+    lowering's own element bodies (qopt.passes.fold_eval, as fold-quant's proofs do);
+    None where a parameter is a runtime value or the cells are not per-tensor / per-axis."""
+    from qopt.passes import fold_eval
+    from qopt.passes import fold_proofs as proofs
+
+    try:
+        step = proofs.requantize_step(op)
+        shape = proofs.shape_of(op.result)
+        sides = [_cell_params(side, shape) for side in (step.input, step.output)]
+        if any(side is None for side in sides):
+            return None
+        (s_in, z_in), (s_out, z_out) = sides  # pyright: ignore[reportGeneralTypeIssues]
+        codes = fold_eval.storage_domain(step.input.storage)[None, :]
+        with np.errstate(all="ignore"):
+            x = fold_eval.dequantize(codes, step.input.storage, s_in, z_in, step.expressed)
+            r = fold_eval.quantize(
+                x, s_out, z_out, step.output.storage, step.rounding, step.saturate, step.bounds
+            )
+        return fold_eval.worst_error(r, np.broadcast_to(codes, r.shape))
+    except Exception:  # a proof the pass could not run is not an error of the model
+        return None
+
+
+def _cell_params(side, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scale, zero point) as (cells, 1) columns: per-tensor or per-axis constants."""
+    from qopt.qdialect.attrs import PerAxisAttr, PerTensorAttr
+
+    if not isinstance(side.granularity, PerTensorAttr | PerAxisAttr):
+        return None
+    arrays = []
+    for param, default in ((side.scale, 1.0), (side.zero_point, 0)):
+        if param is None:
+            arrays.append(np.asarray([default]))
+        elif isinstance(param, DenseIntOrFPElementsAttr):
+            arrays.append(np.asarray(param.get_values()).ravel())
+        elif isinstance(param, FloatAttr | IntegerAttr):
+            arrays.append(np.asarray([param.value.data]))
+        else:
+            return None
+    scale, zp = np.broadcast_arrays(*arrays)
+    return scale.astype(np.float32)[:, None], zp.astype(np.int64)[:, None]
