@@ -44,7 +44,9 @@ class Comparison:
 
     def line(self) -> str:
         where = f" (first: {self.first})" if self.first else ""
-        return f"    {self.what}: {self.output}: {self.differ} of {self.total} elements differ{where}"
+        return (
+            f"    {self.what}: {self.output}: {self.differ} of {self.total} elements differ{where}"
+        )
 
 
 @dataclass
@@ -77,7 +79,9 @@ class Report:
             lines += [c.line() for c in part.comparisons if c.differ]
             agree = [c for c in part.comparisons if c.what == _QOPT]
             if agree and not any(c.differ for c in agree):
-                lines.append(f"    qopt agrees with onnxruntime (no optimization) on {len(agree)} output(s)")
+                lines.append(
+                    f"    qopt agrees with onnxruntime (no optimization) on {len(agree)} output(s)"
+                )
             lines += [f"    note: {n}" for n in part.notes]
         changed = sum(p.changed for p in self.parts)
         lines.append(
@@ -219,9 +223,11 @@ def _values(shape, dtype: np.dtype, scales: list[float], rng: np.random.Generato
         raw = codes.astype(np.uint8)
         try:
             info = np.iinfo(dtype)
-            return np.clip(raw.view(np.int8) if info.min < 0 else raw, info.min, info.max).astype(
-                dtype
-            ).reshape(shape)
+            return (
+                np.clip(raw.view(np.int8) if info.min < 0 else raw, info.min, info.max)
+                .astype(dtype)
+                .reshape(shape)
+            )
         except ValueError:
             bits = 4 if "float4" in dtype.name else 8
             return (raw & ((1 << bits) - 1)).view(dtype).reshape(shape)

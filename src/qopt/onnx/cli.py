@@ -55,8 +55,7 @@ def import_main(argv: Sequence[str], prog: str = "qopt import-onnx") -> int:
     parser.add_argument(
         "--keep-unsupported",
         action="store_true",
-        help="keep Q/DQ nodes qopt does not compute as onnx.node (with a note) instead of "
-        "failing",
+        help="keep Q/DQ nodes qopt does not compute as onnx.node (with a note) instead of failing",
     )
     parser.add_argument("--generic", action="store_true", help="print the generic op form")
     args = parser.parse_args(list(argv))
@@ -67,7 +66,9 @@ def import_main(argv: Sequence[str], prog: str = "qopt import-onnx") -> int:
 
         imported = import_file(args.model, keep_unsupported=args.keep_unsupported)
         for index, why in sorted(imported.kept.items()):
-            print(f"{prog}: note: {imported.label(index)} kept as onnx.node: {why}", file=sys.stderr)
+            print(
+                f"{prog}: note: {imported.label(index)} kept as onnx.node: {why}", file=sys.stderr
+            )
         _write_text(args.output, print_ir(imported.module, generic=args.generic) + "\n")
         return 0
 

@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FileLineColLoc, Fuse
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from qopt.onnx.importer import Imported, opaque_node
-from qopt.onnx.model import ONNX_TYPES, OnnxError, iter_subgraph_names
+from qopt.onnx.model import OnnxError, iter_subgraph_names
 from qopt.qdialect import formats
 from qopt.qdialect.attrs import PerAxisAttr, PerBlockAttr, PerTensorAttr
 from qopt.qdialect.onnx_node import NodeOp
@@ -188,7 +188,10 @@ class _Exporter:
         middle = self.fresh(f"{base}_f32")
         storage_in = op.input.type.element_type  # pyright: ignore[reportAttributeAccessIssue]
         storage_out = op.result.type.element_type  # pyright: ignore[reportAttributeAccessIssue]
-        if op.properties.get("rounding") is not None or op.properties.get("storage_min") is not None:
+        if (
+            op.properties.get("rounding") is not None
+            or op.properties.get("storage_min") is not None
+        ):
             raise OnnxError(
                 f"{self.graph.path}: a requantize with a rounding mode or narrow range has no "
                 f"ONNX form"
@@ -210,7 +213,11 @@ class _Exporter:
             q_attrs["saturate"] = int(op.saturate_flag)
         self.nodes.append(
             helper.make_node(
-                "QuantizeLinear", [middle, *q_inputs], [output], name=self.fresh(f"{base}_q"), **q_attrs
+                "QuantizeLinear",
+                [middle, *q_inputs],
+                [output],
+                name=self.fresh(f"{base}_q"),
+                **q_attrs,
             )
         )
         self.names[op.result] = output
@@ -246,8 +253,10 @@ class _Exporter:
 
     def _initializer(self, values: np.ndarray, base: str) -> str:
         for existing, array in self.graph.initializers.items():
-            if array.dtype == values.dtype and array.shape == values.shape and np.array_equal(
-                array.view(np.uint8), values.view(np.uint8)
+            if (
+                array.dtype == values.dtype
+                and array.shape == values.shape
+                and np.array_equal(array.view(np.uint8), values.view(np.uint8))
             ):
                 return existing
         name = self.fresh(base)
@@ -318,6 +327,3 @@ def _drop_dead_constants(
         if not dead:
             return nodes
         nodes = [n for n in nodes if all(n is not d for d in dead)]
-
-
-__all__ = ["ONNX_TYPES", "export_model", "node_indices"]

@@ -205,7 +205,9 @@ class _Importer:
             version = opset_version(self.graph.model) or newest_opset()
             found = schema_since(node.op_type, version)
             if found is None:
-                raise OnnxError(f"{path}: {label}: {node.op_type} does not exist in opset {version}")
+                raise OnnxError(
+                    f"{path}: {label}: {node.op_type} does not exist in opset {version}"
+                )
             since = found
         params = [self._param(label, i, name) for i, name in enumerate(node.input)]
         inputs = qdq.NodeInputs(label, attributes(node), since, params, [])
@@ -256,7 +258,9 @@ class _Importer:
                     f"{self.graph.path}: {node_label(node, index)}: input '{name}' is not an "
                     f"initializer, a graph input or the output of an earlier node"
                 )
-        result_types = [tensor_type(self.graph.info(out)) if out else NoneType() for out in node.output]
+        result_types = [
+            tensor_type(self.graph.info(out)) if out else NoneType() for out in node.output
+        ]
         for out in node.output:
             if out:
                 self.opaque_producers[out] = index

@@ -188,7 +188,9 @@ def analyse(model: onnx.ModelProto, path: str) -> Graph:
         try:
             graph.initializers[tensor.name] = tensor_array(tensor)
         except Exception as error:
-            raise OnnxError(f"{path}: initializer '{tensor.name}' cannot be read: {error}") from None
+            raise OnnxError(
+                f"{path}: initializer '{tensor.name}' cannot be read: {error}"
+            ) from None
     for index, node in enumerate(model.graph.node):
         for out in node.output:
             if out:

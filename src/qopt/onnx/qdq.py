@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from onnx import TensorProto
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, TensorType, f32, i32
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from qopt.onnx.model import OnnxError, Unsupported, qopt_type, type_label
@@ -89,7 +89,11 @@ class NodeInputs:
         if p.shape is None:
             raise Unsupported(f"the rank of {what} '{p.name}' is unknown")
         self.operand_positions.append(i)
-        return p.value, spelling or type_label(p.elem_type), tuple(-1 if d is None else d for d in p.shape)
+        return (
+            p.value,
+            spelling or type_label(p.elem_type),
+            tuple(-1 if d is None else d for d in p.shape),
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,7 +209,9 @@ def _runtime_param(
 def _storage(inputs: NodeInputs, elem_type: int, what: str) -> str:
     spelling = qopt_type(elem_type)
     if spelling is None or not formats.is_storage(formats.parse_type_name(spelling)):
-        raise Unsupported(f"{what} type {type_label(elem_type)} is not a storage type qopt computes")
+        raise Unsupported(
+            f"{what} type {type_label(elem_type)} is not a storage type qopt computes"
+        )
     return spelling
 
 
@@ -241,7 +247,9 @@ def quantize_linear(inputs: NodeInputs, *, storage: str | None = None) -> Operat
         if zp is not None:
             storage = _storage(inputs, zp.elem_type, "zero point")
         else:
-            storage = _storage(inputs, inputs.attrs.get("output_dtype") or TensorProto.UINT8, "output")
+            storage = _storage(
+                inputs, inputs.attrs.get("output_dtype") or TensorProto.UINT8, "output"
+            )
     axis, block = inputs.attrs.get("axis", 1), inputs.attrs.get("block_size", 0)
     granularity, param_shape = _granularity(inputs, shape, scale, axis, block)
     scale_arg = _scale_arg(inputs, scale, 1, param_shape)
@@ -263,8 +271,10 @@ def quantize_linear(inputs: NodeInputs, *, storage: str | None = None) -> Operat
 def dequantize_linear(inputs: NodeInputs, *, storage: str | None = None) -> Operation:
     q, q_type, shape = inputs.data(0, "input")
     if storage is not None and q_type != storage:
-        raise Unsupported(f"input type {q_type} is not {storage} (bytes are read as codes only "
-                          f"from the TRT quantize op)")
+        raise Unsupported(
+            f"input type {q_type} is not {storage} (bytes are read as codes only "
+            f"from the TRT quantize op)"
+        )
     storage = storage or q_type
     if not formats.is_storage(_parse(storage)):
         raise Unsupported(f"input type {q_type} is not a storage type qopt computes")

@@ -12,8 +12,9 @@ input code the way fold-quant's proofs evaluate them (qopt.passes.fold_proofs):
 
 * a requantize chain (DQ -> Q -> DQ -> Q) that does not fold: max |one step - two steps|
   over the input codes, in output units;
-* a DQ -> Q pair between the same storage types that is not the identity (what
-  onnxruntime's double-QDQ remover drops): max |pair(q) - q| over the codes.
+* the middle DQ -> Q pair of ``Q -> DQ -> Q -> DQ`` (same storage type) where it is not
+  the identity (what onnxruntime's double-QDQ remover drops): max |pair(q) - q| over the
+  codes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from qopt.onnx.exporter import export_model, node_indices
 from qopt.onnx.importer import Imported, import_model
 from qopt.onnx.model import OnnxError
 from qopt.qdialect.context import make_context
-from qopt.qdialect.ops import RequantizeOp
+from qopt.qdialect.ops import DynamicQuantizeOp, QuantizeOp, RequantizeOp
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,22 @@ def simplify_model(model: onnx.ModelProto, path: str = "<model>") -> Simplified:
         onnx.checker.check_model(out, full_check=True)
     except Exception as error:
         message = str(error).strip().replace("\n", " ")
-        raise OnnxError(f"{path}: the simplified model does not pass onnx's checker: {message}")
+        raise OnnxError(
+            f"{path}: the simplified model does not pass onnx's checker: {message}"
+        ) from None
     names = {n.name for n in out.graph.node if n.name}
-    written = {id(n) for n in out.graph.node}
     removed = [
         imported.label(i)
         for i in sorted(imported.quant_nodes)
-        if not _still_there(model.graph.node[i], names, out, written)
+        if not _still_there(model.graph.node[i], names, out)
     ]
     kept = [f"{imported.label(i)}: {why}" for i, why in sorted(imported.kept.items())]
     return Simplified(out, removed, refused, kept)
 
 
-def _still_there(node: onnx.NodeProto, names: set[str], out: onnx.ModelProto, _w) -> bool:
+def _still_there(node: onnx.NodeProto, names: set[str], out: onnx.ModelProto) -> bool:
+    """Whether the output model still has ``node`` (by name; an unnamed node by its kind
+    and parameter inputs)."""
     if node.name:
         return node.name in names
     return any(n.op_type == node.op_type and n.input[1:] == node.input[1:] for n in out.graph.node)
@@ -100,7 +104,7 @@ def _refusals(imported: Imported, module: ModuleOp) -> list[Refusal]:
         if isinstance(inner, RequantizeOp):
             error = _chain_error(inner, op)
             out.append(Refusal(_labels(imported, op), "requantize chain not folded", error))
-        elif op.input.type == op.result.type:
+        elif op.input.type == op.result.type and isinstance(inner, QuantizeOp | DynamicQuantizeOp):
             error = _identity_error(op)
             out.append(Refusal(_labels(imported, op), "DQ -> Q pair is not the identity", error))
     return out
