@@ -8,7 +8,7 @@ removed, and chains of them that fold exactly become one pair. Nothing lossy is 
 ``QuantizeLinear -> DequantizeLinear`` (float in, float out) is never touched.
 
 Each fold fold-quant refused is reported with its worst-case error, evaluated on every
-input code the way fold-quant's proofs evaluate them (qopt.passes.fold_proofs):
+input code by fold-quant's own comparison (``qopt.passes.fold_proofs.compare_steps``):
 
 * a requantize chain (DQ -> Q -> DQ -> Q) that does not fold: max |one step - two steps|
   over the input codes, in output units;
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import onnx
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FloatAttr, IntegerAttr, ModuleOp
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
 from qopt.onnx.exporter import export_model, node_indices
@@ -111,57 +110,35 @@ def _refusals(imported: Imported, module: ModuleOp) -> list[Refusal]:
 
 
 def _chain_error(inner: RequantizeOp, outer: RequantizeOp) -> float | None:
-    from qopt.passes import fold_proofs as proofs
+    """fold-quant's own comparison of the chain with the one requantize it would become."""
+    from qopt.passes import fold_params, fold_proofs
 
     try:
-        a, b = proofs.requantize_step(inner), proofs.requantize_step(outer)
-        folded = proofs.Step(a.input, b.output, a.expressed, b.rounding, b.saturate, b.bounds)
-        comparison = proofs.compare_chain(a, b, folded, proofs.shape_of(outer.result))
+        steps = [fold_params.requantize_step(inner), fold_params.requantize_step(outer)]
+        folded = fold_params.composed(steps[0], steps[-1])
+        shape = fold_params.shape_of(outer.result)
+        comparison = fold_proofs.compare_steps(steps, folded, shape)
     except Exception:  # a proof the pass could not run is not an error of the model
         return None
     return None if comparison is None else comparison.worst_error
 
 
 def _identity_error(op: RequantizeOp) -> float | None:
-    """max |R(q) - q| over every code of every parameter cell, evaluated with the
-    lowering's own element bodies (qopt.passes.fold_eval, as fold-quant's proofs do);
-    None where a parameter is a runtime value or the cells are not per-tensor / per-axis."""
-    from qopt.passes import fold_eval
-    from qopt.passes import fold_proofs as proofs
+    """max |R(q) - q|: fold-quant's comparison of ``R`` with the step that reads and
+    writes with R's input parameters, which is proven to be the identity first."""
+    from qopt.passes import fold_params, fold_proofs
 
     try:
-        step = proofs.requantize_step(op)
-        shape = proofs.shape_of(op.result)
-        sides = [_cell_params(side, shape) for side in (step.input, step.output)]
-        if any(side is None for side in sides):
+        step = fold_params.requantize_step(op)
+        shape = fold_params.shape_of(op.result)
+        source = step.input
+        same = fold_params.Side(
+            step.output.storage, source.scale, source.zero_point, source.granularity
+        )
+        identity = fold_params.Step(source, same, step.expressed, "nearest_even", True, step.bounds)
+        if not fold_proofs.is_identity(identity, shape):
             return None
-        (s_in, z_in), (s_out, z_out) = sides  # pyright: ignore[reportGeneralTypeIssues]
-        codes = fold_eval.storage_domain(step.input.storage)[None, :]
-        with np.errstate(all="ignore"):
-            x = fold_eval.dequantize(codes, step.input.storage, s_in, z_in, step.expressed)
-            r = fold_eval.quantize(
-                x, s_out, z_out, step.output.storage, step.rounding, step.saturate, step.bounds
-            )
-        return fold_eval.worst_error(r, np.broadcast_to(codes, r.shape))
+        comparison = fold_proofs.compare_steps([step], identity, shape)
     except Exception:  # a proof the pass could not run is not an error of the model
         return None
-
-
-def _cell_params(side, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(scale, zero point) as (cells, 1) columns: per-tensor or per-axis constants."""
-    from qopt.qdialect.attrs import PerAxisAttr, PerTensorAttr
-
-    if not isinstance(side.granularity, PerTensorAttr | PerAxisAttr):
-        return None
-    arrays = []
-    for param, default in ((side.scale, 1.0), (side.zero_point, 0)):
-        if param is None:
-            arrays.append(np.asarray([default]))
-        elif isinstance(param, DenseIntOrFPElementsAttr):
-            arrays.append(np.asarray(param.get_values()).ravel())
-        elif isinstance(param, FloatAttr | IntegerAttr):
-            arrays.append(np.asarray([param.value.data]))
-        else:
-            return None
-    scale, zp = np.broadcast_arrays(*arrays)
-    return scale.astype(np.float32)[:, None], zp.astype(np.int64)[:, None]
+    return None if comparison is None else comparison.worst_error
