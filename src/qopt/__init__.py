@@ -16,6 +16,9 @@ What every op computes, bit for bit, is in docs/semantics.md. The API (imported 
                           block_shape=None, double_quant_scale=None, symmetric=True,
                           scale_rounding="floor", eps=None)
     qopt.fake_quantize(x, scale=None, zero_point=None, *, dtype, ...)
+    qopt.rescale(x, multiplier, shift, *, in_zero_point=0, out_zero_point=0, dtype="i8",
+                 axis=None, rounding="single_round", ...)      # fixed point (TOSA RESCALE)
+    qopt.quantize_multiplier(scale, *, bits=32, convention="tosa"), qopt.multiplier_to_scale(m, s)
     qopt.compile(module_or_text, *, target="cpu", arch=None)
     qopt.compile_stats(), qopt.reset_compile_stats()   # what compiled (api/kernel_cache.py)
 
@@ -36,6 +39,9 @@ _API_NAMES = (
     "requantize",
     "dynamic_quantize",
     "fake_quantize",
+    "rescale",
+    "quantize_multiplier",
+    "multiplier_to_scale",
     "compile",
     "set_kernel_cache_size",
     "kernel_cache_size",

@@ -25,6 +25,12 @@ import math
 
 import numpy as np
 
+MLIR_DTYPES = {
+    name: np.dtype(f"{'u' if name.startswith('u') else ''}int{name.lstrip('ui')}")
+    for name in ("i8", "ui8", "i16", "ui16", "i32", "ui32")
+}
+"""MLIR spellings of the integer storage types (``np.dtype("i8")`` would be int64)."""
+
 ROUNDING_MODES = ("single_round", "double_round", "inexact_round", "upward", "tonearest")
 
 
@@ -80,7 +86,11 @@ def rescale(
     unsigned storage, signed bit patterns (both mean the zero-extended value).
     """
     x = np.asarray(x)
-    dtype = np.dtype(dtype)
+    dtype = (
+        MLIR_DTYPES.get(dtype)
+        if isinstance(dtype, str) and dtype in MLIR_DTYPES
+        else np.dtype(dtype)
+    )
     in_width, out_width = x.dtype.itemsize * 8, dtype.itemsize * 8
     in_unsigned = input_unsigned or x.dtype.kind == "u"
     out_unsigned = output_unsigned or dtype.kind == "u"

@@ -29,6 +29,7 @@ The modules, each with one responsibility:
     kernel_cache.py  the bounded kernel table
     compiling.py     lowering and codegen; ``compile`` for user IR
     entry.py         the five entry points
+    rescale.py       fixed-point rescale and the scale <-> (multiplier, shift) conversions
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from qopt.api.kernel_cache import (
     kernel_cache_size,
     set_kernel_cache_size,
 )
+from qopt.api.rescale import multiplier_to_scale, quantize_multiplier, rescale
 from qopt.errors import QuantError
 
 __all__ = [
@@ -52,7 +54,10 @@ __all__ = [
     "dynamic_quantize",
     "fake_quantize",
     "kernel_cache_size",
+    "multiplier_to_scale",
     "quantize",
+    "quantize_multiplier",
     "requantize",
+    "rescale",
     "set_kernel_cache_size",
 ]

@@ -343,6 +343,14 @@ class CompiledModule(Mapping[str, Kernel]):
         self.config = config
         self.kernels = {name: Kernel(spec, engine) for name, spec in specs.items()}
 
+    def with_specs(self, specs: Mapping[str, KernelSpec]) -> CompiledModule:
+        """This module's machine code behind ``specs``: the same LLVM IR can come from
+        lowered IR whose element types differ only in signedness (``ui16`` against
+        ``i16`` read as unsigned), and the kernels must check the caller's dtypes."""
+        if {name: kernel.spec for name, kernel in self.kernels.items()} == dict(specs):
+            return self
+        return CompiledModule(self._engine, specs, self.llvm_ir, self.config)
+
     @property
     def engine(self) -> llvm.ExecutionEngine:
         return self._engine.engine
@@ -388,15 +396,14 @@ def compile_module(module: ModuleOp | str, *, config: TargetConfig | None = None
     lowered = to_llvm(module, config or host_config())
     key = lowered.key("jit")
     compiled = cache.MEMORY_CACHE.get(key)
-    if isinstance(compiled, CompiledModule):
-        return compiled
-    with _compile_lock:
-        compiled = cache.MEMORY_CACHE.get(key)
-        if not isinstance(compiled, CompiledModule):
-            compiled = _compile(lowered)
-            cache.MEMORY_CACHE.put(key, compiled)
-            _compiled += 1
-    return compiled
+    if not isinstance(compiled, CompiledModule):
+        with _compile_lock:
+            compiled = cache.MEMORY_CACHE.get(key)
+            if not isinstance(compiled, CompiledModule):
+                compiled = _compile(lowered)
+                cache.MEMORY_CACHE.put(key, compiled)
+                _compiled += 1
+    return compiled.with_specs(lowered.kernels)
 
 
 def _compile(lowered: LLVMStage) -> CompiledModule:

@@ -8,7 +8,8 @@ The other modules are the layers beneath the passes, each imported in one direct
 ``scalar_ir`` (body builder) <- ``quant_math`` / ``dynamic_math`` (the numerics, once) <-
 ``lowering_ir`` / ``lowering_choice`` <- ``lowering_packing`` <- ``lowering_static`` /
 ``lowering_dynamic`` (one pattern per op) <- ``lower_quant``; ``choose_quant_lowering``
-writes what ``lowering_choice`` decides; ``evaluate_lowered`` <- ``fold_eval`` (the
+writes what ``lowering_choice`` decides; ``lowering_rescale`` lowers ``quant.rescale`` and
+``requantize_to_rescale`` (opt-in, changes results) makes it from float requantizes; ``evaluate_lowered`` <- ``fold_eval`` (the
 lowering's element bodies evaluated on every code) <- ``fold_proofs`` <- ``fold_quant``.
 """
 
@@ -35,6 +36,12 @@ def _lower_quant() -> type[ModulePass]:
     return LowerQuantPass
 
 
+def _requantize_to_rescale() -> type[ModulePass]:
+    from qopt.passes.requantize_to_rescale import RequantizeToRescalePass
+
+    return RequantizeToRescalePass
+
+
 def _canonicalize() -> type[ModulePass]:
     from xdsl.transforms.canonicalize import CanonicalizePass
 
@@ -53,6 +60,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fold-quant": _fold_quant,
     "choose-quant-lowering": _choose_quant_lowering,
     "lower-quant": _lower_quant,
+    "requantize-to-rescale": _requantize_to_rescale,
     "canonicalize": _canonicalize,
     "cse": _cse,
 }
@@ -61,6 +69,8 @@ PASS_SUMMARIES: dict[str, str] = {
     "fold-quant": "exact folds of q/dq pairs and requantize chains (docs/semantics.md section 6)",
     "choose-quant-lowering": "annotate each op with its lowering: fused, composite or lut",
     "lower-quant": "lower every quant op to func/arith/math/linalg/tensor",
+    "requantize-to-rescale": "float requantizes with constant parameters to fixed-point "
+    "quant.rescale (CHANGES results: docs/semantics.md section 12)",
     "canonicalize": "xDSL's canonicalization patterns",
     "cse": "common subexpression elimination",
 }
@@ -72,6 +82,11 @@ PASS_OPTIONS: dict[str, dict[str, str]] = {
     "choose-quant-lowering": {
         "mode": "auto|fused|composite: the lowering of every op (auto: the cost model's)",
         "allow_lut": "false|true: let auto pick lookup tables (inputs of at most 8 bits)",
+    },
+    "requantize-to-rescale": {
+        "bits": "32|16: the multiplier width",
+        "convention": "tosa|tflite: how a scale ratio becomes (multiplier, shift)",
+        "rounding": "single_round|double_round|inexact_round|upward|tonearest",
     },
 }
 """Each pass's options (the fields of its dataclass; a test holds them equal), for
