@@ -111,6 +111,7 @@ class CheckpointFormat(ABC):
 
 FORMATS: dict[str, str] = {
     "compressed-tensors": "qopt.checkpoint.formats.compressed_tensors:CompressedTensors",
+    "modelopt": "qopt.checkpoint.formats.modelopt:ModelOpt",
 }
 """``--format`` name -> ``module:Class`` of its :class:`CheckpointFormat`."""
 
