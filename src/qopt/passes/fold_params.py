@@ -27,14 +27,18 @@ import numpy as np
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
+    FusedLoc,
     IntegerAttr,
+    NoneAttr,
     TensorType,
+    UnknownLoc,
     f32,
 )
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from qopt.qdialect.attrs import GranularityAttr, PerAxisAttr, PerTensorAttr
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
+from qopt.qdialect.rescale import RescaleOp
 
 CELL_LIMIT = 1 << 22
 """Most cells (index classes of mixed granularities) read to find the distinct tuples."""
@@ -122,6 +126,54 @@ def element_of(value: SSAValue) -> Attribute:
 def shape_of(value: SSAValue) -> tuple[int, ...]:
     assert isinstance(value.type, TensorType)
     return tuple(value.type.get_shape())
+
+
+def fused_location(*ops: Operation) -> Attribute:
+    """``loc(fused[...])`` of the ops' locations (nested fused locations flattened)."""
+    locations: list[Attribute] = []
+    for op in ops:
+        loc = op.location
+        inner = loc.locations.data if isinstance(loc, FusedLoc) else (loc,)
+        for item in inner:
+            if not isinstance(item, UnknownLoc) and item not in locations:
+                locations.append(item)
+    if not locations:
+        return UnknownLoc()
+    if len(locations) == 1:
+        return locations[0]
+    return FusedLoc(locations, NoneAttr())
+
+
+_KNOWN_PROPERTIES = {
+    QuantizeOp: frozenset(
+        ("granularity", "minval_const", "rounding", "saturate", "scale_const", "storage_max",
+         "storage_min", "zero_point_const", "zero_point_order")
+    ),
+    DequantizeOp: frozenset(
+        ("double_quant_const", "granularity", "minval_const", "scale_const", "storage_max",
+         "storage_min", "zero_point_const")
+    ),
+    RequantizeOp: frozenset(
+        ("in_granularity", "in_scale_const", "in_storage_max", "in_storage_min",
+         "in_zero_point_const", "out_granularity", "out_scale_const", "out_zero_point_const",
+         "rounding", "saturate", "storage_max", "storage_min", "zero_point_order")
+    ),
+    RescaleOp: frozenset(
+        ("granularity", "in_zero_point_const", "input_unsigned", "multiplier_const",
+         "out_zero_point_const", "output_unsigned", "rounding", "saturate", "shift_const",
+         "storage_max", "storage_min")
+    ),
+}  # fmt: skip
+"""The properties whose meaning the proofs model. An op carrying another one (a property
+added to the dialect later, e.g. a zero-point order) is left alone until the proofs and
+fold_eval learn it: folding it could drop or misread it."""
+
+
+def understood(op: Operation) -> bool:
+    """The op carries only properties the proofs model (segment sizes aside)."""
+    known = _KNOWN_PROPERTIES.get(type(op))
+    names = set(op.properties) - {"operandSegmentSizes"}
+    return known is not None and names <= known
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,54 +1,66 @@
-"""fold-quant: folds of quant op pairs and requantize chains that change no result bits.
+"""fold-quant: folds of quant op pairs and quant chains that change no result bits.
 
 docs/semantics.md section 6 allows a rewrite only where it provably changes the bits of no output.
 Each pattern below proves that before it rewrites, and otherwise leaves the IR alone:
 
     quantize(dequantize(%q))             -> %q               (FoldQuantizeOfDequantize)
-    quantize(dequantize(%q) : f32)       -> requantize(%q)   (FuseDequantizeQuantize)
+    quantize(dequantize(%q))             -> requantize(%q)   (FuseDequantizeQuantize)
     requantize(%q) with in == out        -> %q               (RemoveIdentityRequantize)
-    requantize(requantize(%q))           -> requantize(%q)   (FoldRequantizeChain)
+    requantize(...requantize(%q))        -> requantize(%q)   (FoldRequantizeChain)
+    rescale(%x) with m == 2^s            -> %x               (RemoveIdentityRescale)
+    rescale(rescale(%x))                 -> rescale(%x)      (FoldRescaleChain)
 
-* dequantize -> quantize is a requantize by definition (docs/semantics.md sections 3-5: requantize means
-  ``quantize(dequantize(q) as f32)``), so that fusion needs no proof beyond an f32
-  intermediate: an f16 / bf16 one rounds in between, which requantize cannot express.
+* dequantize -> quantize is a requantize by definition (docs/semantics.md sections 3-5:
+  requantize means ``quantize(dequantize(q) as f32)``), so with an f32 intermediate that
+  fusion needs no proof; an f16 / bf16 one rounds in between, which requantize cannot
+  express, so that pair is fused only where enumeration shows the rounding changes no code.
 * ``(q - zp) * s / s`` is NOT always ``q - zp`` in f32: it is one f32 ulp off for a good
-  share of (d, s) pairs (d = q - zp; e.g. 15 * 0.3 / 0.3 = 14.999999). For ``|d| <= 2**16``
-  and ``d * s`` finite and normal the error is below ``|d| * 2**-22.99 < 0.01``, so every
-  *nearest* rounding mode gives ``d`` back, but ``toward_zero`` does not (14.999999 -> 14),
-  and an overflowing product breaks it too. Rather than trust a rule, the identity folds
-  evaluate the op on every code of the storage type (at most 2**16) for every distinct
-  constant parameter at compile time, bit-exactly as the compiled code computes it (the
-  lowering's own element bodies, evaluated by fold_eval.py), and fold exactly when every
-  code comes back. (The enumeration also
-  shows the condition is sufficient, not necessary: a subnormal scale keeps integer
+  share of (d, s) pairs (d = q - zp; e.g. 15 * 0.3 / 0.3 = 14.999999). For ``|d| <= 2**17``
+  and ``d * s`` finite and normal the error is below ``|d| * 2**-22.99 < 0.02``, so every
+  *nearest* rounding mode gives ``d`` back (fold_closed_forms.py, the rule of SPEC section
+  4), but ``toward_zero`` does not (14.999999 -> 14), and an overflowing product breaks it
+  too. The identity folds check that rule per distinct parameter tuple and evaluate the
+  tuples it does not settle on every code of the storage type (at most 2**16),
+  bit-exactly as the compiled code computes it (the lowering's own element bodies,
+  evaluated by fold_eval.py), folding exactly when every code comes back. (The
+  enumeration shows the rule is sufficient, not necessary: a subnormal scale keeps integer
   codes exact.) Runtime scales are left alone: a runtime scale may be 0, inf, NaN or
   huge, and no rule holds for all of those. A runtime zero point is accepted when it is
   the same SSA value on both sides: then only ``d`` matters and every ``d`` of the
-  storage's difference range ``[qmin - qmax, qmax - qmin]`` is enumerated.
-* A requantize chain ``R2(R1(q))`` folds to ``requantize(q, in = R1.in, out = R2.out)``
-  when either
-  (a) the inner step is lossless as the outer step sees it: dequantizing R1's result with
-  R2's input parameters gives the f32 bits ``dequantize(q)`` with R1's input parameters
-  gives, for every q. Then the outer quantize sees the same f32 values, whatever R2's
-  output parameters are (they may be runtime values). Proven by rule where that is
-  closed-form (integer storages, ``s_in = k * s_mid`` for an integer ``k``, same mid
-  parameters on both sides, nearest rounding, no clamp, no overflow / underflow: the
-  intermediate then holds ``k * d + zp_mid`` exactly), else by enumeration;
-  (b) or, with every parameter constant, the chain and the single requantize agree on
-  every input code (enumeration; this also finds double roundings that agree, e.g.
-  ``rne(rne(d / 2) / 2) == rne(d / 4)``).
-  With ``lossy=true`` a chain that is not exact but enumerable is folded too, and its
-  worst-case error (max |folded - chained| over the domain, in output units) is reported
-  as a remark on stderr. Nothing lossy happens without the option.
+  storage's difference range ``[qmin - qmax, qmax - qmin]`` is covered (rule or
+  enumeration).
+* A requantize chain ``Rn(...R1(q))`` folds to ``requantize(q, in = R1.in, out = Rn.out)``.
+  The longest chain ending at an op (at most MAX_CHAIN steps) is tried first, as one
+  proof: with every parameter constant, the chain and the single requantize agree on
+  every input code (enumeration; this finds double roundings that agree, e.g.
+  ``rne(rne(d / 2) / 2) == rne(d / 4)``, and clamps that a later, narrower clamp hides,
+  which no pair of the chain shows). Then shorter chains down to the pair ``R2(R1(q))``,
+  which also folds when the inner step is lossless as the outer step sees it:
+  dequantizing R1's result with R2's input parameters gives the f32 bits ``dequantize(q)``
+  with R1's input parameters gives, for every q. Then the outer quantize sees the same
+  f32 values, whatever R2's output parameters are (they may be runtime values). Proven by
+  rule where that is closed-form (integer storages, ``s_in = k * s_mid`` for an integer
+  ``k``, same mid parameters on both sides, nearest rounding, no clamp, no overflow /
+  underflow: the intermediate then holds ``k * d + zp_mid`` exactly), else by
+  enumeration. With ``lossy=true`` a pair that is not exact but enumerable is folded too,
+  and its worst-case error (max |folded - chained| over the domain, in output units) is
+  reported as a remark on stderr. Nothing lossy happens without the option.
+* rescale (fixed point, exact integers) folds by closed forms only: fold_rescale.py.
 * ``dequantize(quantize(x))`` is never removed, not even with ``lossy=true``: its error
   depends on the float input, which cannot be enumerated, so no worst case can be reported.
 
-Every op the pass creates carries a ``FusedLoc`` of the locations of the ops it merges.
-An enumeration costs at most ``fold_proofs.ENUMERATION_BUDGET`` element evaluations
-(cells x codes); beyond that the fold is not attempted. Comparisons are on bits: float
+Every proof works per *distinct parameter tuple* (fold_params.py): channels that share
+their parameters are one evaluation, so a per-axis tensor of 100,000 channels with one
+scale costs what a per-tensor one does. An enumeration costs at most
+``fold_proofs.ENUMERATION_BUDGET`` element evaluations (tuples x codes); beyond that the
+fold is not attempted. A proof's answer is kept for the run of the pass (fold_cache.py),
+so the walker's later sweeps do not redo failed proofs. Comparisons are on bits: float
 storage codes as bytes (NaN payloads included: e5m2 NaN codes 0x7D / 0x7F come back as
-0x7E, so an e5m2 round trip never folds), integer codes as values. The proofs are in
-fold_proofs.py; this module holds the patterns, the ops they build, and the pass.
+0x7E, so an e5m2 round trip never folds), integer codes as values. Every op the pass
+creates carries a ``FusedLoc`` of the locations of the ops it merges.
+
+Public entry points (used by other passes and importers): :class:`FoldQuantPass` and its
+option ``lossy``; the pattern classes above, each constructible without arguments.
 """
 
 from __future__ import annotations
@@ -59,7 +71,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import FusedLoc, ModuleOp, NoneAttr, UnknownLoc, f32
+from xdsl.dialects.builtin import ModuleOp, f32
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -76,9 +88,11 @@ from qopt.passes.fold_params import (
     Step,
     composed,
     element_of,
+    fused_location,
     pair_step,
     requantize_step,
     shape_of,
+    understood,
     with_expressed,
 )
 from qopt.passes.fold_proofs import (
@@ -87,6 +101,7 @@ from qopt.passes.fold_proofs import (
     inner_step_lossless,
     is_identity,
 )
+from qopt.passes.fold_rescale import FoldRescaleChain, RemoveIdentityRescale
 from qopt.qdialect import formats
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
 from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
@@ -97,22 +112,6 @@ MAX_CHAIN = 8
 # ---------------------------------------------------------------------------------------
 # Building the replacement ops
 # ---------------------------------------------------------------------------------------
-
-
-def _fused_location(*ops: Operation) -> Attribute:
-    """``loc(fused[...])`` of the ops' locations (nested fused locations flattened)."""
-    locations: list[Attribute] = []
-    for op in ops:
-        loc = op.location
-        inner = loc.locations.data if isinstance(loc, FusedLoc) else (loc,)
-        for item in inner:
-            if not isinstance(item, UnknownLoc) and item not in locations:
-                locations.append(item)
-    if not locations:
-        return UnknownLoc()
-    if len(locations) == 1:
-        return locations[0]
-    return FusedLoc(locations, NoneAttr())
 
 
 def _side_parts(
@@ -167,7 +166,7 @@ def _build_requantize(
         result_types=[out_op.results[0].type],
         properties=properties,
     )
-    op.location = _fused_location(in_op, *merged, out_op)
+    op.location = fused_location(in_op, *merged, out_op)
     return op
 
 
@@ -180,7 +179,7 @@ _REQUANTIZE_IN_RANGE = {"in_storage_min": "in_storage_min", "in_storage_max": "i
 
 def _plain_dequantize(op: Operation | Block) -> DequantizeOp | None:
     """The op as a dequantize without the minval form or a double-quant scale."""
-    if not isinstance(op, DequantizeOp):
+    if not isinstance(op, DequantizeOp) or not understood(op):
         return None
     if op.param("minval") is not None or op.param("double_quant") is not None:
         return None
@@ -217,7 +216,7 @@ class FoldQuantizeOfDequantize(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantizeOp, rewriter: PatternRewriter) -> None:
         dq = _plain_dequantize(op.input.owner)
-        if dq is None or op.param("minval") is not None:
+        if dq is None or op.param("minval") is not None or not understood(op):
             return
         if dq.input.type != op.result.type or not _default_order(op):
             return
@@ -243,7 +242,7 @@ class FuseDequantizeQuantize(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: QuantizeOp, rewriter: PatternRewriter) -> None:
         dq = _plain_dequantize(op.input.owner)
-        if dq is None or op.param("minval") is not None:
+        if dq is None or op.param("minval") is not None or not understood(op):
             return
         if not all(isinstance(use.operation, QuantizeOp) for use in dq.result.uses):
             return
@@ -275,7 +274,7 @@ class RemoveIdentityRequantize(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
-        if op.input.type != op.result.type or not _default_order(op):
+        if op.input.type != op.result.type or not _default_order(op) or not understood(op):
             return
         step, shape = requantize_step(op), shape_of(op.result)
         if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
@@ -353,10 +352,15 @@ class FoldRequantizeChain(RewritePattern):
 
 def _chain_ending_at(op: RequantizeOp) -> list[RequantizeOp]:
     """The requantizes feeding ``op`` one into the next, ending at ``op`` (at most
-    MAX_CHAIN)."""
+    MAX_CHAIN; none when ``op`` itself carries a property the proofs do not model)."""
+    if not understood(op):
+        return []
     chain = [op]
-    while len(chain) < MAX_CHAIN and isinstance(chain[0].input.owner, RequantizeOp):
-        chain.insert(0, chain[0].input.owner)
+    while len(chain) < MAX_CHAIN:
+        inner = chain[0].input.owner
+        if not isinstance(inner, RequantizeOp) or not understood(inner):
+            break
+        chain.insert(0, inner)
     return chain
 
 
@@ -393,6 +397,8 @@ class FoldQuantPass(ModulePass):
             FuseDequantizeQuantize(cache),
             RemoveIdentityRequantize(cache),
             FoldRequantizeChain(self.lossy, cache),
+            RemoveIdentityRescale(),
+            FoldRescaleChain(),
         ]
         # No blanket dead-code elimination: the patterns erase exactly the producers
         # their rewrite made dead, and leave the user's other ops alone.
