@@ -8,6 +8,7 @@ through `scalar_ops`) and wraps it in the kernel-ABI entry, whose thread mapping
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from llvmlite import ir
@@ -21,12 +22,12 @@ from xdsl.ir.affine import (
 )
 
 from qopt.codegen.abi import I64, PHASE_FN_TYPE, PTR
-from qopt.codegen.affine import const, emit_expr, floor_div, moves
+from qopt.codegen.affine import const, emit_expr, floor_div, is_dim, moves
 from qopt.codegen.bufferize import Access, ConstantBuffer, Nest
 from qopt.codegen.mapping import LoopMapping
 from qopt.codegen.scalar_ops import emit_body, intrinsic
 from qopt.codegen.schedule import BLOCKS_PER_TILE, BlockGroup, Phase, Schedule, reduction_block
-from qopt.codegen.types import load_element, store_element
+from qopt.codegen.types import load_element, storage_value, store_element
 
 __all__ = ["VECTOR_STEP", "PhaseEmitter"]
 
@@ -63,6 +64,25 @@ def _loop_id(module: ir.Module, hints: Sequence[str]) -> _LoopID:
 # epilogue), and the remainder loop is marked scalar, so no masked store is ever emitted.
 VECTOR_STEP = 16
 _SCALAR_LOOP = ("llvm.loop.vectorize.enable=false",)
+
+
+def _store_bytes(storage: ir.Type) -> int:
+    """Bytes of one element in memory (its storage type: an integer or a float)."""
+    if isinstance(storage, ir.IntType):
+        return storage.width // 8 if storage.width % 8 == 0 else 0
+    return {ir.HalfType: 2, ir.FloatType: 4, ir.DoubleType: 8}.get(type(storage), 0)
+
+
+_LINE_BYTES = 64  # a streaming store writes a whole cache line at once
+
+
+def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """The vectors `parts` (a power of two of them, of one type) end to end, in one vector."""
+    while len(parts) > 1:
+        width = parts[0].type.count * 2
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), width), list(range(width)))
+        parts = [b.shuffle_vector(x, y, mask) for x, y in zip(parts[::2], parts[1::2])]
+    return parts[0]
 
 
 class PhaseEmitter:
@@ -156,9 +176,13 @@ class PhaseEmitter:
             self.strides[buffer] = [next(params) for _ in range(rank)]
         lo, hi = next(params), next(params)
         self.known: dict[AffineExpr, ir.Value] = {}
+        self.streaming = False  # whether a streaming store was emitted
+        self._nontemporal_md: ir.MDValue | None = None
         self.entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(fn.append_basic_block("start"))
         self._emit_phase(lo, hi)
+        if self.streaming:  # visible before the phase ends, like every other store
+            self.mapping.order_streaming_stores(self.b)
         self.b.ret_void()
         ir.IRBuilder(self.entry).branch(fn.blocks[1])
         return fn
@@ -239,7 +263,7 @@ class PhaseEmitter:
         """The innermost dimension over [lo, hi): one loop, or blocks of a block reduction."""
         size = reduction_block(nests[0], len(outer)) if len(nests) == 1 else None
         if size is None:
-            self._emit_innermost(nests, outer, lo, hi)
+            self._emit_innermost(nests, outer, lo, hi, streamable=True)
         else:
             self._emit_blocks(nests[0], outer, size, lo, hi)
 
@@ -284,8 +308,12 @@ class PhaseEmitter:
         lo: ir.Value,
         hi: ir.Value,
         hints: Sequence[str] = (),
+        *,
+        streamable: bool = False,
     ) -> None:
-        """The innermost loop over dimension len(outer), in a unit-stride and a strided version."""
+        """The innermost loop over dimension len(outer), in a unit-stride and a strided
+        version; a `streamable` loop (a whole row, not a block or a tile of one) may write
+        its output with streaming stores (`_streamed_output`)."""
         dim = len(outer)
         accumulators = [self._open_accumulators(n, outer) for n in nests]
 
@@ -305,7 +333,12 @@ class PhaseEmitter:
                 self._loop(lo, mid, name, point, hints)
                 self._loop(mid, hi, f"{name}.rest", point, (*hints, *_SCALAR_LOOP))
 
-            return loop
+            streamed = (
+                self._streamed_output(nests, accumulators, dim) if unit and streamable else None
+            )
+            if streamed is None:
+                return loop
+            return lambda: self._emit_streamed(nests[0], outer, lo, hi, streamed, loop)
 
         unit_stride = self._unit_stride_condition(nests, dim)
         if unit_stride is None:
@@ -330,6 +363,105 @@ class PhaseEmitter:
             is_one = self.b.icmp_signed("==", self.strides[buffer][j], const(1))
             condition = is_one if condition is None else self.b.and_(condition, is_one)
         return condition
+
+    # -- streaming stores ---------------------------------------------------------------
+
+    def _streamed_output(
+        self, nests: Sequence[Nest], accumulators: Sequence[dict], dim: int
+    ) -> int | None:
+        """The output of a unit-stride innermost loop to write with streaming stores: the
+        widest write-only output of a single elementwise nest (no reduction, no gather)
+        whose buffer has at least the mapping's `streaming_store_bytes`; None if none.
+        Whole rows only: a block or tile of a row is too short for the aligned body of a
+        cache line at a time to outweigh its scalar head and tail."""
+        threshold = self.mapping.streaming_store_bytes
+        if threshold is None or len(nests) != 1 or any(accumulators):
+            return None
+        nest = nests[0]
+        if nest.block is None or nest.gathers or any(nest.reductions):
+            return None
+        # every access moves with `dim` as `dim` itself, or not at all (a `d floordiv c`
+        # parameter would become a gather in the SLP-vectorized body)
+        for access in nest.accesses:
+            for r in access.map.results:
+                if moves(r, dim, self.known) and not is_dim(r, dim):
+                    return None
+        read = {a.storage for a in nest.inputs}
+        best, best_size = None, 0
+        for j, out in enumerate(nest.outputs):
+            size = _store_bytes(out.element.storage)
+            moving = [r for r in out.map.results if moves(r, dim, self.known)]
+            if (
+                not isinstance(out.storage, int)
+                or out.storage in read
+                or nest.block.args[len(nest.inputs) + j].uses
+                or size not in (1, 2, 4, 8)
+                or len(moving) != 1
+                or moving[0] is not out.map.results[-1]
+                or math.prod(out.shape) * size < threshold
+            ):
+                continue
+            if size > best_size:
+                best, best_size = j, size
+        return best
+
+    def _emit_streamed(
+        self,
+        nest: Nest,
+        outer: list[ir.Value],
+        lo: ir.Value,
+        hi: ir.Value,
+        j: int,
+        plain: Callable[[], None],
+    ) -> None:
+        """The unit-stride innermost loop with output `j` written by streaming stores of a
+        cache line (at least VECTOR_STEP elements): a scalar head up to the first element
+        whose address is aligned to the line, the body a line at a time (the scalar bodies
+        side by side in groups of VECTOR_STEP, which the SLP vectorizer turns into vector
+        code, and one aligned non-temporal vector store of the line), a scalar tail. An
+        output not aligned to its element size takes the `plain` loops."""
+        b, dim = self.b, len(outer)
+        out = nest.outputs[j]
+        size = _store_bytes(out.element.storage)
+        lanes = max(VECTOR_STEP, _LINE_BYTES // size)  # elements of one store
+        address = b.ptrtoint(self._address(out, [*outer, lo], dim), I64)
+        aligned = b.icmp_unsigned("==", b.and_(address, const(size - 1)), const(0))
+
+        def streamed() -> None:
+            misalignment = b.and_(b.sub(const(0), address), const(lanes * size - 1))
+            skip = b.lshr(misalignment, const(size.bit_length() - 1))
+            head = intrinsic(b, "llvm.smin", [hi, b.add(lo, skip)])
+            body_end = b.add(head, b.and_(b.sub(hi, head), const(-lanes)), flags=["nsw"])
+            self.streaming = True
+
+            def point(iv: ir.Value) -> None:
+                self._emit_point(nest, [*outer, iv], dim, {})
+
+            def vector(iv: ir.Value) -> None:
+                parts = []
+                for first in range(0, lanes, VECTOR_STEP):
+                    part = ir.Constant(ir.VectorType(out.element.storage, VECTOR_STEP), None)
+                    for k in range(VECTOR_STEP):
+                        at = b.add(iv, const(first + k), flags=["nsw"]) if first + k else iv
+                        value = self._emit_point(nest, [*outer, at], dim, {}, streamed=j)
+                        part = b.insert_element(
+                            part, storage_value(b, value, out.element), const(k)
+                        )
+                    parts.append(part)
+                ptr = self._address(out, [*outer, iv], dim)
+                store = b.store(_concat(b, parts), ptr, align=lanes * size)
+                store.set_metadata("nontemporal", self._nontemporal())
+
+            self._loop(lo, head, f"d{dim}.head", point, _SCALAR_LOOP)
+            self._loop(head, body_end, f"d{dim}.stream", vector, _SCALAR_LOOP, lanes)
+            self._loop(body_end, hi, f"d{dim}.tail", point, _SCALAR_LOOP)
+
+        self._if_else(aligned, streamed, plain)
+
+    def _nontemporal(self) -> ir.MDValue:
+        if self._nontemporal_md is None:
+            self._nontemporal_md = self.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        return self._nontemporal_md
 
     # -- accumulators -------------------------------------------------------------------
 
@@ -410,7 +542,10 @@ class PhaseEmitter:
         dims: list[ir.Value],
         unit_dim: int | None,
         accumulators: dict[int, tuple[ir.Value, ir.Value]],
-    ) -> None:
+        streamed: int | None = None,
+    ) -> ir.Value | None:
+        """One iteration of `nest`'s body at `dims`; the value of output `streamed` is
+        returned instead of stored (the caller stores it)."""
         b = self.b
         block = nest.block
         used = [True] * len(nest.accesses) if block is None else [bool(a.uses) for a in block.args]
@@ -434,11 +569,15 @@ class PhaseEmitter:
             yields = emit_body(
                 b, block, args, self.scalars, lambda op, idx: self._gather(nest, op, idx)
             )
+        result = None
         for j, (value, out) in enumerate(zip(yields, nest.outputs)):
             if j in accumulators:
                 b.store(value, accumulators[j][0])
+            elif j == streamed:
+                result = value
             else:
                 store_element(b, value, out_ptrs[j], out.element)
+        return result
 
     # -- control flow -------------------------------------------------------------------
 
@@ -449,8 +588,10 @@ class PhaseEmitter:
         name: str,
         body: Callable[[ir.Value], object],
         hints: Sequence[str] = (),
+        step: int = 1,
     ) -> None:
-        """for iv in [lo, hi): body(iv); `hints` become the loop's `llvm.loop` metadata."""
+        """for iv in [lo, hi) by `step`: body(iv); `hints` become the loop's `llvm.loop`
+        metadata. With a `step` above 1, hi - lo must be a multiple of it."""
         b = self.b
         preheader = b.block
         header = b.append_basic_block(f"{name}.header")
@@ -463,7 +604,7 @@ class PhaseEmitter:
         b.cbranch(b.icmp_signed("<", iv, hi), loop_body, exit_block)
         b.position_at_end(loop_body)
         body(iv)
-        iv.add_incoming(b.add(iv, const(1), flags=["nsw"]), b.block)
+        iv.add_incoming(b.add(iv, const(step), flags=["nsw"]), b.block)
         latch = b.branch(header)
         if hints:
             latch.set_metadata("llvm.loop", _loop_id(self.module, hints))

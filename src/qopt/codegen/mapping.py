@@ -43,6 +43,14 @@ class LoopMapping(ABC):
     serial_entry: bool = True
     #: The calling convention of each phase's ABI entry ("" for the target's default).
     calling_convention: str = ""
+    #: Outputs of at least this many bytes are written with streaming (non-temporal)
+    #: stores where the loop allows it (`loops.PhaseEmitter`); None: never.
+    streaming_store_bytes: int | None = None
+
+    def order_streaming_stores(self, b: ir.IRBuilder) -> None:
+        """Emit at `b` what makes the streaming stores before it visible to the thread that
+        waits for this one (they are weakly ordered): a full fence by default."""
+        b.fence("seq_cst")
 
     @abstractmethod
     def call_loops(
@@ -60,7 +68,25 @@ class LoopMapping(ABC):
 
 
 class CpuMapping(LoopMapping):
-    """The calling thread runs the whole chunk ``[lo, hi)`` it was given."""
+    """The calling thread runs the whole chunk ``[lo, hi)`` it was given.
+
+    An output of 8 MiB or more (a quarter of a typical L3) is written with streaming
+    stores: a plain store first reads each cache line it fills (write-allocate), which for
+    an f32 result of i8 codes nearly doubles the memory traffic, and such an output would
+    not stay in the cache for its reader anyway."""
+
+    streaming_store_bytes = 8 << 20
+
+    def order_streaming_stores(self, b: ir.IRBuilder) -> None:
+        # x86: `fence seq_cst` becomes a locked instruction, which orders ordinary stores
+        # only; non-temporal ones need an SFENCE (as Linux's wmb() has it).
+        if b.module.triple.startswith(("x86_64", "i386", "i686")):
+            fn = b.module.declare_intrinsic(
+                "llvm.x86.sse.sfence", (), ir.FunctionType(ir.VoidType(), [])
+            )
+            b.call(fn, [])
+        else:
+            b.fence("seq_cst")
 
     def call_loops(
         self,

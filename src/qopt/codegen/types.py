@@ -38,6 +38,7 @@ __all__ = [
     "constant_bits",
     "element_type",
     "load_element",
+    "storage_value",
     "store_element",
     "tensor_type",
 ]
@@ -174,8 +175,11 @@ def load_element(b: ir.IRBuilder, ptr: ir.Value, element: ElementType) -> ir.Val
     return b.trunc(value, element.value) if element.storage != element.value else value
 
 
+def storage_value(b: ir.IRBuilder, value: ir.Value, element: ElementType) -> ir.Value:
+    """A register value in the element's storage type (low N bits, upper bits zero)."""
+    return b.zext(value, element.storage) if element.storage != element.value else value
+
+
 def store_element(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, element: ElementType) -> None:
     """Store a register value at `ptr` in the element's storage type."""
-    if element.storage != element.value:
-        value = b.zext(value, element.storage)  # low N bits, upper bits zero
-    b.store(value, ptr)
+    b.store(storage_value(b, value, element), ptr)
