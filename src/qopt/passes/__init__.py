@@ -42,6 +42,18 @@ def _requantize_to_rescale() -> type[ModulePass]:
     return RequantizeToRescalePass
 
 
+def _convert_quant_types() -> type[ModulePass]:
+    from qopt.passes.convert_quant_types import ConvertQuantTypesPass
+
+    return ConvertQuantTypesPass
+
+
+def _export_quant_types() -> type[ModulePass]:
+    from qopt.passes.export_quant_types import ExportQuantTypesPass
+
+    return ExportQuantTypesPass
+
+
 def _canonicalize() -> type[ModulePass]:
     from xdsl.transforms.canonicalize import CanonicalizePass
 
@@ -61,6 +73,8 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "choose-quant-lowering": _choose_quant_lowering,
     "lower-quant": _lower_quant,
     "requantize-to-rescale": _requantize_to_rescale,
+    "convert-quant-types": _convert_quant_types,
+    "export-quant-types": _export_quant_types,
     "canonicalize": _canonicalize,
     "cse": _cse,
 }
@@ -71,6 +85,10 @@ PASS_SUMMARIES: dict[str, str] = {
     "lower-quant": "lower every quant op to func/arith/math/linalg/tensor",
     "requantize-to-rescale": "float requantizes with constant parameters to fixed-point "
     "quant.rescale (CHANGES results: docs/semantics.md section 12)",
+    "convert-quant-types": "upstream quant.qcast/dcast/scast and stablehlo.uniform_* on "
+    "!quant.uniform types -> qopt's quantize/dequantize/requantize on storage types",
+    "export-quant-types": "qopt's quantize/dequantize/requantize -> upstream quant.qcast/"
+    "dcast/scast on !quant.uniform types, where expressible (an error says where not)",
     "canonicalize": "xDSL's canonicalization patterns",
     "cse": "common subexpression elimination",
 }

@@ -23,8 +23,14 @@ from qopt.qdialect.ops import (
     UnpackOp,
 )
 from qopt.qdialect.rescale import RescaleOp
+from qopt.qdialect.upstream_ops import UPSTREAM_OPS
+from qopt.qdialect.upstream_types import UPSTREAM_TYPES
 
-Quant = Dialect("quant", [*QUANT_OPS, RescaleOp], list(GRANULARITY_ATTRS))
+Quant = Dialect(
+    "quant", [*QUANT_OPS, RescaleOp, *UPSTREAM_OPS], [*GRANULARITY_ATTRS, *UPSTREAM_TYPES]
+)
+"""qopt's quant ops, plus upstream MLIR's quant types and qcast / dcast / scast
+(upstream_types.py, upstream_ops.py), so that upstream IR parses as it is."""
 
 __all__ = [
     "BlockAttr",

@@ -1,6 +1,6 @@
 """The xDSL context of every dialect qopt reads or writes, and parsing with it.
 
-``quant`` and the dialects of the lowered IR (``builtin``, ``func``, ``arith``, ``math``,
+``quant``, a minimal ``stablehlo`` (uniform_quantize / uniform_dequantize) and the dialects of the lowered IR (``builtin``, ``func``, ``arith``, ``math``,
 ``linalg``, ``tensor``, ``scf``) are registered as lazy factories, so a context costs
 nothing until a dialect is used.
 """
@@ -29,6 +29,12 @@ def _onnx_dialect() -> Dialect:
     return Onnx
 
 
+def _stablehlo_dialect() -> Dialect:
+    from qopt.qdialect.stablehlo import StableHLO
+
+    return StableHLO
+
+
 DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
     "builtin": lambda: builtin.Builtin,
     "func": lambda: func.Func,
@@ -39,6 +45,7 @@ DIALECT_FACTORIES: dict[str, Callable[[], Dialect]] = {
     "scf": lambda: scf.Scf,
     "quant": _quant_dialect,
     "onnx": _onnx_dialect,
+    "stablehlo": _stablehlo_dialect,
 }
 
 

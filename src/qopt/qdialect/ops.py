@@ -122,7 +122,7 @@ class QuantOp(ClauseOp):
 
     def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
         """``(qmin, qmax)`` that bounds the zero point of the parameters named ``prefix``."""
-        return self.storage_bounds(storage)
+        return v.zero_point_bounds(self, storage)
 
     def _verify_params(
         self,
@@ -403,7 +403,7 @@ class RequantizeOp(QuantOp):
     def param_bounds(self, prefix: str, storage: Attribute) -> tuple[int, int] | None:
         if prefix == "in_":
             return self.storage_bounds_in(storage)
-        return self.storage_bounds(storage)
+        return v.zero_point_bounds(self, storage)
 
     def storage_bounds_in(self, storage: Attribute) -> tuple[int, int] | None:
         if not isinstance(storage, IntegerType):

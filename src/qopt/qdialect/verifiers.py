@@ -126,6 +126,17 @@ def check_zero_point_order(order: str, storage: Attribute, minval: object = None
         raise VerifyException(f"zero_point_order({order}) does not apply to the minval form")
 
 
+def zero_point_bounds(op, storage: Attribute) -> tuple[int, int] | None:
+    """The range a zero point of an op's output side must lie in: the narrow storage range,
+    or with ``before_rounding`` the storage type's (the zero point is added before the
+    clamp there, so one outside a narrow range still means something, as upstream allows)."""
+    if not isinstance(storage, IntegerType):
+        return None
+    if op.zp_order == ZERO_POINT_ORDERS[1]:
+        return formats.integer_range(storage)
+    return op.storage_bounds(storage)
+
+
 def check_granularity(granularity: GranularityAttr, data_shape: Sequence[int]) -> None:
     granularity.verify_for(data_shape)
 
