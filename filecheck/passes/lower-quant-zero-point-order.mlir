@@ -1,13 +1,15 @@
 // RUN: qopt %s --lower-quant | filecheck %s
 
-// before_rounding adds the zero point in f32, then rounds; NaN gives 0 (then the clamp).
+// before_rounding adds the zero point in f32, rounds, clamps; NaN gives 0 (after the clamp).
 // CHECK-LABEL: func.func @quantize_before_rounding
 // CHECK: %[[V:.*]] = arith.divf
 // CHECK-NEXT: %[[T:.*]] = arith.addf %[[V]], %{{.*}} : f32
 // CHECK-NEXT: %[[R:.*]] = math.roundeven %[[T]] : f32
-// CHECK-NEXT: %[[N:.*]] = arith.cmpf uno, %[[R]], %[[R]] : f32
+// CHECK: %[[LO:.*]] = arith.maximumf %[[R]], %{{.*}} : f32
+// CHECK: %[[C:.*]] = arith.minimumf %[[LO]], %{{.*}} : f32
+// CHECK-NEXT: %[[N:.*]] = arith.cmpf uno, %[[C]], %[[C]] : f32
 // CHECK-NEXT: %[[Z:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK-NEXT: arith.select %[[N]], %[[Z]], %[[R]] : f32
+// CHECK-NEXT: arith.select %[[N]], %[[Z]], %[[C]] : f32
 func.func @quantize_before_rounding(%x: tensor<4xf32>) -> tensor<4xi8> {
   %q = quant.quantize %x scale(0.5) zero_point(3) zero_point_order(before_rounding) : tensor<4xf32> -> tensor<4xi8>
   func.return %q : tensor<4xi8>

@@ -102,9 +102,12 @@ def load(text: str, filename: str = "<input>") -> ModuleOp:
 
 def lower(module: ModuleOp, target: str = "cpu") -> ModuleOp:
     """`module` lowered in place by lower-quant (which chooses each op's lowering as
-    choose-quant-lowering's default does), verified and checked for codegen."""
+    choose-quant-lowering's default does), verified and checked for codegen; upstream
+    MLIR / StableHLO quant ops are converted first (convert-quant-types)."""
+    from qopt.passes.convert_quant_types import ConvertQuantTypesPass
     from qopt.passes.lower_quant import LowerQuantPass
 
+    ConvertQuantTypesPass().apply(make_context(), module)
     check_sizes(module, static=True)
     LowerQuantPass().apply(make_context(), module)
     verify_module(module)

@@ -439,7 +439,7 @@ def quantize(
 
     ``zero_point_order="before_rounding"`` (upstream MLIR qcast, StableHLO
     uniform_quantize; integer storage): ``q = clamp(round(f32(x / s) + f32(zp)), qmin,
-    qmax)`` with the sum an f32 addition, and NaN gives ``clamp(0)``.
+    qmax)`` with the sum an f32 addition, and NaN gives 0 (even outside a narrow range).
 
     * integer storage: ``q = clamp(round(x / s) + zp, qmin, qmax)`` (round first, then add
       the zero point, ONNX order); ``rounding`` is ``nearest_even`` (default),
@@ -503,12 +503,11 @@ def quantize(
 
 
 def _quantize_int_zp_first(v, zp, qmin: int, qmax: int, rounding: str, out_dtype) -> np.ndarray:
-    """clamp(round(f32(v + zp)), qmin, qmax); NaN -> clamp(0) (StableHLO's interpreter)."""
+    """clamp(round(f32(v + zp)), qmin, qmax); NaN -> 0, even outside a narrow range
+    (StableHLO's reference interpreter)."""
     t = (v + np.asarray(zp, dtype=np.int64).astype(F32)).astype(F32)
-    r = _round(t, rounding)
-    r = np.where(np.isnan(r), F32(0), r)
-    r = np.minimum(np.maximum(r, F32(qmin)), F32(qmax))
-    return r.astype(np.int64).astype(out_dtype)
+    r = np.minimum(np.maximum(_round(t, rounding), F32(qmin)), F32(qmax))
+    return np.where(np.isnan(r), F32(0), r).astype(np.int64).astype(out_dtype)
 
 
 def dequantize(

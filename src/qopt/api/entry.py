@@ -68,7 +68,7 @@ def quantize(
     ``packed=True`` (4-bit and 2-bit types) the flat uint8 bytes of the codes.
     ``zero_point_order="before_rounding"`` adds the zero point before rounding, in f32, as
     upstream MLIR's ``quant.qcast`` and StableHLO's ``uniform_quantize`` do:
-    ``clamp(round(x / scale + zero_point))`` (NaN gives 0 there, clamped).
+    ``clamp(round(x / scale + zero_point))`` (NaN gives 0 there, as StableHLO's reference interpreter does).
 
     Granularity: ``block_shape`` -> N-D block; ``block_size`` -> per-block along ``axis``
     (default the last); ``axis`` and a 1-D scale -> per-axis (one scale per index of

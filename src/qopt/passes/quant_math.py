@@ -94,18 +94,19 @@ def quantize_int_value(
     ``round(v) + zp`` is exact while ``|round(v)| < 2^24``; beyond that the sum is far
     outside every storage range (at most 16 bits) and clamps to the same bound.
 
-    ``before_rounding`` (upstream MLIR, StableHLO) adds first, in f32, and a NaN gives
-    ``clamp(0)`` as StableHLO's reference interpreter does:
+    ``before_rounding`` (upstream MLIR, StableHLO) adds first, in f32, clamps, and a NaN
+    gives 0 (not clamped to a narrow range), as StableHLO's reference interpreter does:
 
         %t = arith.addf %v, %zp : f32
         %r = math.roundeven %t : f32
-        %nan = arith.cmpf uno, %r, %r : f32
-        %r1 = arith.select %nan, 0.0, %r : f32     (then the clamp)
+        ... clamp ...                              (NaN stays NaN)
+        %nan = arith.cmpf uno, %c, %c : f32
+        %q = arith.select %nan, 0.0, %c : f32
     """
     if zero_point_order == BEFORE_ROUNDING:
         t = round_integral(b, v if zp is None else b.addf(v, zp), rounding)
-        t = b.select(b.is_nan(t), b.f32(0.0), t)
-        return clamp(b, t, storage.qmin, storage.qmax)
+        c = clamp(b, t, storage.qmin, storage.qmax)
+        return b.select(b.is_nan(c), b.f32(0.0), c)
     t = round_integral(b, v, rounding)
     zero_point = zp if zp is not None else b.f32(0.0)
     if zp is not None:
