@@ -147,8 +147,8 @@ REQUANT_CASES = [
 
 def _requantize_programs(qin: str, qout: str) -> tuple[str, str, str]:
     """(fused interpreter program, two-step interpreter program, qopt's program)."""
-    a = "tensor<2x128x!quant.uniform<%s>>" % qin
-    b = "tensor<2x128x!quant.uniform<%s>>" % qout
+    a = f"tensor<2x128x!quant.uniform<{qin}>>"
+    b = f"tensor<2x128x!quant.uniform<{qout}>>"
     f = "tensor<2x128xf32>"
     head = "func.func @main(%c: tensor<2x128xi8>) -> (tensor<2x128xi8>, tensor<2x128xf32>) {\n"
     cast_in = f'  %q = "stablehlo.bitcast_convert"(%c) : (tensor<2x128xi8>) -> {a}\n'
