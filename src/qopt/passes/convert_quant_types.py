@@ -114,6 +114,8 @@ def params_of(spec: QuantSpec, shape: tuple[int, ...], where: Operation | SSAVal
     if not np.all(np.isfinite(scales) & (scales > 0)):
         raise _fail(where, f"the scales of {text} must be finite and > 0 in {expressed}")
     zero_points = np.asarray(spec.zero_points, np.int64)
+    if spec.layout == "sub_channel" and not storage.is_float and not storage.signed:
+        zero_points %= 1 << storage.width  # held as bits of the storage width, as upstream
     if storage.is_float and (spec.has_range or np.any(zero_points)):
         raise _fail(where, f"float storage takes no zero point and no storage range: {text}")
     qmin, qmax = storage.default_range

@@ -46,7 +46,13 @@ from qopt.qdialect import formats
 from qopt.qdialect.attrs import PerAxisAttr, PerTensorAttr
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
 from qopt.qdialect.upstream_ops import DequantizeCastOp, QuantizeCastOp, StorageCastOp
-from qopt.qdialect.upstream_types import FLOAT_STORAGE_MAX, QuantSpec, Storage, UniformQuantType
+from qopt.qdialect.upstream_types import (
+    FLOAT_STORAGE_MAX,
+    QuantSpec,
+    Storage,
+    UniformQuantType,
+    wrap_zero_point,
+)
 from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
 
 _QOPT_OPS = (
@@ -131,7 +137,10 @@ def spec_of(
         blocks,
         pshape,
         tuple(scales.reshape(-1).tolist()),
-        tuple(zps.reshape(-1).tolist()),
+        tuple(
+            wrap_zero_point(z, storage) if layout == "sub_channel" else z
+            for z in zps.reshape(-1).tolist()
+        ),
     )
 
 

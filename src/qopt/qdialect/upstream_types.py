@@ -179,6 +179,8 @@ def _parse_double(parser: AttrParser) -> float:
 
 
 def _check_scale(parser: AttrParser, scale: float, expressed: Attribute, pos: Position) -> None:
+    if math.isnan(scale):
+        parser.raise_error("illegal scale: nan (a scale is finite and > 0)", pos)
     lo, hi = _EXPRESSED_LIMITS.get(formats.type_name(expressed), (5e-324, 1.7976931348623157e308))
     if scale < lo or scale > hi:
         parser.raise_error(
@@ -245,7 +247,7 @@ def _parse_block_info(parser: AttrParser) -> tuple[tuple[int, ...], tuple[int, .
     return tuple(axes), tuple(blocks)
 
 
-def _wrap(value: int, storage: Storage) -> int:
+def wrap_zero_point(value: int, storage: Storage) -> int:
     """A sub-channel zero point as upstream stores it: an APInt of the storage width."""
     if storage.is_float:
         return value
@@ -283,7 +285,7 @@ def parse_uniform(parser: AttrParser) -> QuantSpec:
     if layout == "axis" and len(shape) != 1:
         parser.raise_error("per-axis quantization takes a flat list of scales")
     if layout == "sub_channel":
-        zero_points = [_wrap(z, storage) for z in zero_points]
+        zero_points = [wrap_zero_point(z, storage) for z in zero_points]
     return QuantSpec(
         "uniform",
         storage,
