@@ -1,8 +1,9 @@
 """The xDSL context of every dialect qopt reads or writes, and parsing with it.
 
-``quant``, a minimal ``stablehlo`` (uniform_quantize / uniform_dequantize) and the dialects of the lowered IR (``builtin``, ``func``, ``arith``, ``math``,
-``linalg``, ``tensor``, ``scf``) are registered as lazy factories, so a context costs
-nothing until a dialect is used.
+``quant``, a minimal ``stablehlo`` (uniform_quantize / uniform_dequantize only) and the
+dialects of the lowered IR (``builtin``, ``func``, ``arith``, ``math``, ``linalg``,
+``tensor``, ``scf``) are registered as lazy factories, so a context costs nothing until a
+dialect is used.
 """
 
 from __future__ import annotations
