@@ -15,9 +15,16 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bf
 
 
 def llama_tensors(
-    hidden: int = 256, intermediate: int = 512, layers: int = 2, vocab: int = 128, seed: int = 0
+    hidden: int = 256,
+    intermediate: int = 512,
+    layers: int = 2,
+    vocab: int = 128,
+    seed: int = 0,
+    edges: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Float32 tensors named as transformers' LlamaForCausalLM names them."""
+    """Float32 tensors named as transformers' LlamaForCausalLM names them. ``edges``: some
+    blocks all zero, some tiny (near the bottom of f16), some with one huge outlier, and
+    values on the e2m1 / int grids' rounding ties."""
     rng = np.random.default_rng(seed)
     kv = hidden // 2
     tensors = {
@@ -40,6 +47,12 @@ def llama_tensors(
             # a few layers get outliers, so scales differ from block to block
             w = rng.standard_normal(shape) * 0.02
             w[::7, ::13] *= 9.0
+            if edges:
+                w[0, :128] = 0.0  # an all-zero group / block row
+                w[1, :64] = rng.standard_normal(64) * 1e-7  # tiny amax
+                w[2, 5] = 40.0  # one outlier owns its groups
+                w[3, :32] = np.arange(32) * 0.25 - 4.0  # ties of every grid
+                w[4, :16] = [6, 5, 3.5, 2.5, 1.75, 1.25, 0.75, 0.25] * 2
             tensors[prefix + name + ".weight"] = w
         tensors[prefix + "input_layernorm.weight"] = np.ones(hidden)
         tensors[prefix + "post_attention_layernorm.weight"] = np.ones(hidden)
@@ -69,12 +82,13 @@ def write_checkpoint(
     dtype: str = "float32",
     shards: int = 2,
     tensors: dict[str, np.ndarray] | None = None,
+    edges: bool = False,
     **shape,
 ) -> Path:
     """Writes a checkpoint into ``directory`` (created) and returns it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = llama_tensors(**shape) if tensors is None else tensors
+    tensors = llama_tensors(edges=edges, **shape) if tensors is None else tensors
     tensors = {k: v.astype(DTYPES[dtype]) for k, v in tensors.items()}
     (directory / "config.json").write_text(json.dumps(llama_config(dtype=dtype, **shape)))
     (directory / "generation_config.json").write_text('{"do_sample": false}')

@@ -37,11 +37,11 @@ def tensors_of(directory):
     return out
 
 
-def run_both(tmp_path, dtype, scheme):
+def run_both(tmp_path, dtype, scheme, edges=False):
     from llmcompressor import model_free_ptq
 
     logging.getLogger().setLevel(logging.WARNING)
-    source = write_checkpoint(tmp_path / f"src_{dtype}", dtype, **SMALL)
+    source = write_checkpoint(tmp_path / f"src_{dtype}", dtype, edges=edges, **SMALL)
     theirs = tmp_path / f"ct_{dtype}_{scheme}"
     model_free_ptq(
         str(source), str(theirs), scheme=scheme, ignore=[f"re:{p}" for p in IGNORE], device="cpu"
@@ -57,8 +57,9 @@ def run_both(tmp_path, dtype, scheme):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
-def test_same_bytes_as_model_free_ptq(tmp_path, dtype, scheme):
-    _, ours, theirs = run_both(tmp_path, dtype, scheme)
+@pytest.mark.parametrize("edges", [False, True], ids=["normal", "edges"])
+def test_same_bytes_as_model_free_ptq(tmp_path, dtype, scheme, edges):
+    _, ours, theirs = run_both(tmp_path, dtype, scheme, edges)
     a, b = tensors_of(ours), tensors_of(theirs)
     assert sorted(a) == sorted(b)
     different = [n for n in a if a[n] != b[n]]

@@ -347,6 +347,7 @@ def _nvfp4_recipe(f, t, wt, shape, pshape, pmap, its):
         s = b._conv("extf", a[1], "f8E4M3FN", "f32")
         d = b.op(f"arith.divf {s}, {a[2]}", "f32")
         v = b.op(f"arith.divf {b.extf(a[0], t)}, {d}", "f32")
+        v = b.select_if_zero(v, "0.000000e+00")  # -0 -> +0, as _round_to_fp4 signs by x < 0
         return b._conv("truncf", b.clamp(v, "-6.000000e+00", "6.000000e+00"), "f32", "f4E2M1FN")
 
     dt = _tensor(shape, "f4E2M1FN")
@@ -371,17 +372,29 @@ def _mx_recipe(f, scheme, t, wt, shape, pshape, pmap, its):
     amax = _amax_bits(f, "%w", wt, t, pmap, its, pshape)
     ct = _tensor(pshape, "ui8")
 
+    # round_to_power_2 works on the weight type's own bits: add a quarter of the
+    # significand field (rounds up from 1.75), keep the exponent field
+    mantissa, exp_mask, bias = (10, 31, 15) if t == "f16" else (23, 255, 127)
+
     def code_body(b, a, acc):
-        # round_to_power_2: add a quarter of the significand field, keep sign + exponent
-        up = b.op(f"arith.addi {a[0]}, {b.const(str(1 << 21), 'i32')}", "i32")
-        exp = b.op(f"arith.shrui {up}, {b.const('23', 'i32')}", "i32")
-        e = b.op(f"arith.andi {exp}, {b.const('255', 'i32')}", "i32")
-        code = b.op(f"arith.subi {e}, {b.const(str(offset), 'i32')}", "i32")
+        bits = a[0]
+        if t == "f16":
+            half = b._conv("truncf", b._conv("bitcast", a[0], "i32", "f32"), "f32", "f16")
+            bits = b._conv("extui", b._conv("bitcast", half, "f16", "i16"), "i16", "i32")
+        quarter = b.const(str(1 << (mantissa - 2)), "i32")
+        up = b.op(f"arith.addi {bits}, {quarter}", "i32")
+        exp = b.op(f"arith.shrui {up}, {b.const(str(mantissa), 'i32')}", "i32")
+        e = b.op(f"arith.andi {exp}, {b.const(str(exp_mask), 'i32')}", "i32")
+        code = b.op(f"arith.addi {e}, {b.const(str(127 - bias - offset), 'i32')}", "i32")
         code = b.op(f"arith.maxsi {code}, {b.const('0', 'i32')}", "i32")
         is_zero = b.op(f"arith.cmpi eq, {e}, {b.const('0', 'i32')}", "i32")
         code = b.op(f"arith.select {is_zero}, {b.const('0', 'i32')}, {code}", "i32")
-        is_inf = b.op(f"arith.cmpi eq, {e}, {b.const('255', 'i32')}", "i32")
+        is_inf = b.op(f"arith.cmpi eq, {e}, {b.const(str(exp_mask), 'i32')}", "i32")
         code = b.op(f"arith.select {is_inf}, {b.const('255', 'i32')}, {code}", "i32")
+        if t == "f16":
+            # 2^(code - 127) is 0 in f16 below code 103; a zero scale becomes 1 (code 127)
+            low = b.op(f"arith.cmpi slt, {code}, {b.const('103', 'i32')}", "i32")
+            code = b.op(f"arith.select {low}, {b.const('127', 'i32')}, {code}", "i32")
         return b._conv("trunci", code, "i32", "ui8")
 
     codes = f.generic(
@@ -395,6 +408,8 @@ def _mx_recipe(f, scheme, t, wt, shape, pshape, pmap, its):
         sub = b.op(f"arith.cmpi eq, {c}, {b.const('0', 'i32')}", "i32")
         s = b.op(f"arith.select {sub}, {b.const('5.87747175e-39')}, {s}", "f32")
         v = b.round_t(b.op(f"arith.divf {b.extf(a[0], t)}, {s}", "f32"))
+        if fp4:
+            v = b.select_if_zero(v, "0.000000e+00")  # -0 -> +0 (see the NVFP4 recipe)
         return b._conv("truncf", b.clamp(v, "-" + top, top), "f32", data_t)
 
     dt = _tensor(shape, data_t)
