@@ -9,6 +9,7 @@ existing cluster; without it a local one is started (Dask: a ``LocalCluster`` on
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
@@ -32,7 +33,9 @@ def run_jobs(
             for job in jobs:
                 yield fn(job)
             return
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        # spawn, not fork: a forked child inherits the JIT runtime's worker threads' locks
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
             futures = [pool.submit(fn, job) for job in jobs]
             for future in as_completed(futures):
                 yield future.result()
