@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--schemes", default="NVFP4A16,W4A16")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--no-oracle", action="store_true", help="skip model_free_ptq")
     p.add_argument("--dir", help="where to write (default: a temporary directory)")
     args = p.parse_args(argv)

@@ -7,7 +7,6 @@ input; never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,8 +42,9 @@ def _quantize_parser(prog: str) -> argparse.ArgumentParser:
         "-j",
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
-        help="shard jobs run at once (default: the number of cores)",
+        default=1,
+        help="shard jobs run at once (default 1: each kernel already uses every core; more "
+        "jobs overlap reading with computing, at one compile per shape per worker)",
     )
     p.add_argument("--address", help="Ray / Dask scheduler address of an existing cluster")
     p.add_argument(
