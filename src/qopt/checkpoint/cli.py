@@ -74,6 +74,10 @@ def _quantize(args: argparse.Namespace) -> int:
     from qopt.checkpoint.schemes import scheme_named
     from qopt.checkpoint.stats import format_table, write_report
 
+    if args.address and args.executor == "process":
+        raise ValueError("--address applies to --executor ray or dask")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     fmt = get_format(args.format)
     base = scheme_named(args.scheme)
     fmt.scheme(base.name)  # the format writes it

@@ -253,6 +253,9 @@ def _int_recipe(f, scheme, t, wt, shape, pshape, pmap, its):
             ratio = b.round_t(b.op(f"arith.divf {a[0]}, {s}", "f32"))
             z = b.round_t(b.op(f"arith.subf {b.const(repr(float(qmin)))}, {ratio}", "f32"))
             z = b.op(f"math.roundeven {b.clamp(z, repr(float(qmin)), repr(float(qmax)))}", "f32")
+            # an all-zero group gives 0 / 0: torch's NaN -> int8 cast is 0 on x86; say so
+            nan = b.op(f"arith.cmpf uno, {z}, {z}", "f32")
+            z = b.op(f"arith.select {nan}, {b.const('0.000000e+00')}, {z}", "f32")
             return b._conv("fptosi", z, "f32", "i8")
 
         pair = [(lo, ft, "d0, d1"), (hi, ft, "d0, d1")]
