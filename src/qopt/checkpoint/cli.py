@@ -68,8 +68,11 @@ def quantize_main(argv: Sequence[str], prog: str = "qopt quantize-checkpoint") -
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from qopt.checkpoint.convert import convert
     from qopt.checkpoint.formats import get_format
+    from qopt.checkpoint.io import DTYPES
     from qopt.checkpoint.plan import DEFAULT_IGNORE, make_plan
     from qopt.checkpoint.schemes import scheme_named
     from qopt.checkpoint.stats import format_table, write_report
@@ -92,21 +95,32 @@ def _quantize(args: argparse.Namespace) -> int:
     )
     if Path(args.output).exists():
         raise CheckpointError(f"{args.output}: already exists (remove it or choose another -o)")
-    total = sum(
-        int(__import__("numpy").prod(t.shape)) * _itemsize(t.dtype)
+    sizes = {
+        t.name: int(np.prod(t.shape, dtype=np.int64)) * DTYPES[t.dtype].itemsize
         for s in plan.shards
         for t in s.tensors
-    )
+    }
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc="quantize", file=sys.stderr)
+        bar = tqdm(
+            total=sum(sizes.values()), unit="B", unit_scale=True, desc="quantize", file=sys.stderr
+        )
+    seen = {"tensors": 0}
+
+    def on_tensor(name: str, nbytes: int) -> None:
+        if bar is not None:
+            seen["tensors"] += 1
+            bar.update(nbytes)
+            bar.set_postfix(tensors=f"{seen['tensors']}/{len(sizes)}", refresh=False)
 
     def progress(result) -> None:
-        if bar is not None:
+        # shards run in worker processes report once, when done
+        if bar is not None and (args.jobs > 1 or args.executor != "process"):
+            seen["tensors"] += result.tensors
             bar.update(result.bytes_read)
-            bar.set_postfix(tensors=result.tensors, shard=result.output)
+            bar.set_postfix(tensors=f"{seen['tensors']}/{len(sizes)}", refresh=False)
 
     summary = convert(
         plan,
@@ -117,6 +131,7 @@ def _quantize(args: argparse.Namespace) -> int:
         resume=args.resume,
         stats=not args.no_stats,
         progress=progress,
+        on_tensor=on_tensor,
     )
     if bar is not None:
         bar.close()
@@ -141,12 +156,6 @@ def _quantize(args: argparse.Namespace) -> int:
             },
         )
     return 0
-
-
-def _itemsize(dtype: str) -> int:
-    from qopt.checkpoint.io import DTYPES
-
-    return DTYPES[dtype].itemsize
 
 
 def verify_main(argv: Sequence[str], prog: str = "qopt verify-checkpoint") -> int:

@@ -13,6 +13,7 @@ output directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -97,8 +98,9 @@ def shard_amax(args: tuple[Plan, int]) -> dict[str, float]:
     return out
 
 
-def run_shard(job: ShardJob) -> ShardResult:
-    """Converts one shard (see the module docstring)."""
+def run_shard(job: ShardJob, on_tensor: Callable[[str, int], None] | None = None) -> ShardResult:
+    """Converts one shard (see the module docstring). ``on_tensor(name, bytes)`` is called
+    after each tensor when the job runs in this process (the progress bar)."""
     plan = job.plan
     shard = plan.shards[job.shard]
     fmt = get_format(plan.format)
@@ -130,6 +132,8 @@ def run_shard(job: ShardJob) -> ShardResult:
             read += array.nbytes
             if entry.scheme is None:
                 writer.write(entry.name, array)
+                if on_tensor is not None:
+                    on_tensor(entry.name, array.nbytes)
                 continue
             scheme = plan.scheme(entry.scheme)
             amax = group_amax.get(entry.group) if entry.group is not None else None
@@ -144,6 +148,8 @@ def run_shard(job: ShardJob) -> ShardResult:
                 local = {n[len(prefix) :]: v for n, v in outputs.items()}
                 decoded = fmt.dequantize(entry.module, local, scheme)
                 rows.append(tensor_stats(entry.name, scheme.name, array, decoded))
+            if on_tensor is not None:
+                on_tensor(entry.name, array.nbytes)
     return ShardResult(shard.output, weight_map, total, read, len(shard.tensors), rows)
 
 
@@ -168,8 +174,11 @@ def convert(
     resume: bool = False,
     stats: bool = True,
     progress: Callable[[ShardResult], None] | None = None,
+    on_tensor: Callable[[str, int], None] | None = None,
 ) -> Summary:
-    """Runs ``plan`` into ``out_dir`` (which must not exist)."""
+    """Runs ``plan`` into ``out_dir`` (which must not exist). ``progress(result)`` after
+    each shard; ``on_tensor(name, bytes)`` after each tensor when the shards run in this
+    process (one job at a time, the process executor)."""
     out = Path(out_dir)
     if out.exists():
         raise CheckpointError(f"{out}: already exists (remove it or choose another -o)")
@@ -201,7 +210,11 @@ def convert(
         for i in range(len(plan.shards))
     ]
     results = []
-    for result in run_jobs(run_shard, jobs, executor=executor, workers=workers, address=address):
+    inline = executor == "process" and (workers <= 1 or len(jobs) <= 1)
+    job_fn = (
+        functools.partial(run_shard, on_tensor=on_tensor) if inline and on_tensor else run_shard
+    )
+    for result in run_jobs(job_fn, jobs, executor=executor, workers=workers, address=address):
         results.append(result)
         if progress is not None:
             progress(result)
