@@ -116,3 +116,35 @@ func.func @whole_chain_not_exact(%q: tensor<16xi8>) -> tensor<16xui8> {
   %c = quant.requantize %b in(scale(4.0)) out(scale(4.0)) rounding(half_up) : tensor<16xi8> -> tensor<16xui8>
   func.return %c : tensor<16xui8>
 }
+
+// -----
+
+// A chain through bf16 pairs: the first pair is an f32 requantize (fused on its own);
+// the second is not (bf16 rounds ui16 codes), but only the 16 codes the first step
+// writes reach it, and on those the whole chain is one requantize.
+// CHECK-LABEL: func.func @chain_through_bf16
+// CHECK-SAME:    (%[[Q:.*]]: tensor<16xui4>)
+// CHECK:         %[[R:.*]] = quant.requantize %[[Q]] in(scale({{.*}}) zero_point(15)) out(scale({{.*}}) zero_point(13178)) : tensor<16xui4> -> tensor<16xui16>
+// CHECK-NEXT:    func.return %[[R]]
+func.func @chain_through_bf16(%q: tensor<16xui4>) -> tensor<16xui16> {
+  %x0 = quant.dequantize %q scale(0.0013654488138854504) zero_point(15) : tensor<16xui4> -> tensor<16xbf16>
+  %m0 = quant.quantize %x0 scale(0.004096346441656351) zero_point(15) : tensor<16xbf16> -> tensor<16xui16>
+  %x1 = quant.dequantize %m0 scale(0.004096346441656351) zero_point(15) : tensor<16xui16> -> tensor<16xbf16>
+  %v = quant.quantize %x1 scale(0.01228903979063034) zero_point(13178) : tensor<16xbf16> -> tensor<16xui16>
+  func.return %v : tensor<16xui16>
+}
+
+// -----
+
+// With a finer output scale the bf16 rounding shows: the pair stays.
+// CHECK-LABEL: func.func @chain_through_bf16_rounds
+// CHECK:         quant.requantize
+// CHECK:         quant.dequantize %{{.*}} : tensor<16xui16> -> tensor<16xbf16>
+// CHECK:         quant.quantize
+func.func @chain_through_bf16_rounds(%q: tensor<16xui4>) -> tensor<16xui16> {
+  %x0 = quant.dequantize %q scale(0.0013654488138854504) zero_point(15) : tensor<16xui4> -> tensor<16xbf16>
+  %m0 = quant.quantize %x0 scale(0.004096346441656351) zero_point(15) : tensor<16xbf16> -> tensor<16xui16>
+  %x1 = quant.dequantize %m0 scale(0.004096346441656351) zero_point(15) : tensor<16xui16> -> tensor<16xbf16>
+  %v = quant.quantize %x1 scale(1.0e-6) zero_point(13178) : tensor<16xbf16> -> tensor<16xui16>
+  func.return %v : tensor<16xui16>
+}

@@ -289,3 +289,33 @@ def test_ops_with_properties_the_proofs_do_not_model_are_left_alone():
     assert len(quant_ops(module)) == 4
     _, after = run_pass(text)
     assert quant_ops(after) == []  # without it: %r folds, the chain folds to an identity
+
+
+THROUGH_BF16 = """func.func @f(%q: tensor<16xui4>) -> tensor<16xui16> {
+  %x0 = quant.dequantize %q scale(0.0013654488138854504) zero_point(15) : tensor<16xui4> -> tensor<16xbf16>
+  %m0 = quant.quantize %x0 scale(0.004096346441656351) zero_point(15) : tensor<16xbf16> -> tensor<16xui16>
+  %x1 = quant.dequantize %m0 scale(0.004096346441656351) zero_point(15) : tensor<16xui16> -> tensor<16xbf16>
+  %v = quant.quantize %x1 scale(OUT) zero_point(13178) : tensor<16xbf16> -> tensor<16xui16>
+  func.return %v : tensor<16xui16>
+}
+"""
+
+
+def test_chain_through_a_bf16_pair_folds_whole():
+    """The second pair alone is not an f32 requantize (bf16 rounds ui16 codes), but after
+    the first step only 16 codes reach it, which it maps as one requantize would."""
+    text = THROUGH_BF16.replace("OUT", "0.01228903979063034")
+    second = "\n".join(
+        line.replace("%m0", "%q").replace("tensor<16xui4>", "tensor<16xui16>")
+        for line in text.splitlines()
+        if "%x0" not in line
+    )
+    _, alone = run_pass(second)
+    assert quant_ops(alone) == ["quant.dequantize", "quant.quantize"]
+    assert_folds_exactly(text, every_code("ui4"), remaining=1)
+
+
+def test_chain_through_a_bf16_pair_that_rounds_stays():
+    """A finer output scale tells the bf16 rounding apart: the pair stays."""
+    _, after = run_pass(THROUGH_BF16.replace("OUT", "1.0e-6"))
+    assert quant_ops(after) == ["quant.requantize", "quant.dequantize", "quant.quantize"]

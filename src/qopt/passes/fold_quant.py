@@ -282,34 +282,86 @@ class RemoveIdentityRequantize(RewritePattern):
         rewriter.replace(op, [], [op.input])
 
 
+@dataclass(frozen=True)
+class _Link:
+    """One step of a chain: a requantize, or a dequantize -> quantize pair that is not
+    fused (an f16 / bf16 intermediate whose rounding matters on its own)."""
+
+    ops: tuple[Operation, ...]
+    step: Step
+    input: SSAValue
+    in_op: QuantOp
+    in_prefix: str
+    in_range: dict[str, str]
+    out_op: QuantOp
+    out_prefix: str
+
+
+def _link_of(op: Operation | Block) -> _Link | None:
+    if isinstance(op, RequantizeOp):
+        if not understood(op) or not _default_order(op):
+            return None
+        return _Link(
+            (op,), requantize_step(op), op.input, op, "in_", _REQUANTIZE_IN_RANGE, op, "out_"
+        )
+    if not isinstance(op, QuantizeOp) or not understood(op) or not _default_order(op):
+        return None
+    dq = _plain_dequantize(op.input.owner)
+    if dq is None or op.param("minval") is not None:
+        return None
+    if not all(isinstance(use.operation, QuantizeOp) for use in dq.result.uses):
+        return None
+    return _Link((dq, op), pair_step(dq, op), dq.input, dq, "", _DEQUANTIZE_RANGE, op, "")
+
+
+def _chain_ending_at(op: Operation) -> list[_Link]:
+    """The links feeding ``op`` one into the next, ending at ``op``'s (at most MAX_CHAIN;
+    none when ``op`` is no link, e.g. it carries a property the proofs do not model)."""
+    last = _link_of(op)
+    if last is None:
+        return []
+    chain = [last]
+    while len(chain) < MAX_CHAIN:
+        inner = _link_of(chain[0].input.owner)
+        if inner is None:
+            break
+        chain.insert(0, inner)
+    return chain
+
+
 @dataclass
 class FoldRequantizeChain(RewritePattern):
-    """A chain ``requantize(...requantize(%q))`` -> one requantize (in: the first step's,
-    out: the last's).
+    """A chain of requantizes (and dequantize -> quantize pairs that stayed apart) -> one
+    requantize (in: the first step's, out: the last's).
 
     The longest chain ending at this op (at most MAX_CHAIN steps) is tried first, as a
     whole: its composition must agree with the single step on every code (so a chain
-    whose parts do not fold pairwise can still fold whole); then shorter ones, down to the
-    pair, which also folds when the inner step is lossless for the outer one (rule or
-    enumeration; the outer parameters may then be runtime values), and with ``lossy``
-    whenever it is enumerable, reporting the worst-case error as a remark.
+    whose parts do not fold pairwise can still fold whole, through f16 / bf16 pairs too);
+    then shorter ones, down to two steps. Two requantizes also fold when the inner step is
+    lossless for the outer one (rule or enumeration; the outer parameters may then be
+    runtime values), and with ``lossy`` whenever they are enumerable, reporting the
+    worst-case error as a remark.
     """
 
     lossy: bool = False
     cache: ProofCache = field(default_factory=ProofCache)
 
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
-        chain = _chain_ending_at(op)
-        if len(chain) < 2 or not _default_order(*chain):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, RequantizeOp | QuantizeOp):
             return
-        shape = shape_of(op.result)
-        steps = [requantize_step(r) for r in chain]
-        for start in range(len(chain) - 2):
+        chain = _chain_ending_at(op)
+        if len(chain) < 2:
+            return
+        shape = shape_of(op.results[0])
+        steps = [link.step for link in chain]
+        two_requantizes = all(len(link.ops) == 1 for link in chain[-2:])
+        for start in range(len(chain) - (2 if two_requantizes else 1)):
             comparison = self._compare(steps[start:], shape)
             if comparison is not None and comparison.exact:
                 self._fold(chain[start:], rewriter, None)
                 return
+        if not two_requantizes:
+            return
         inner_step, outer_step = steps[-2], steps[-1]
         comparison = None
         lossless = self.cache.answer(
@@ -330,38 +382,28 @@ class FoldRequantizeChain(RewritePattern):
 
     @staticmethod
     def _fold(
-        chain: list[RequantizeOp], rewriter: PatternRewriter, comparison: ChainComparison | None
+        chain: list[_Link], rewriter: PatternRewriter, comparison: ChainComparison | None
     ) -> None:
-        first, op = chain[0], chain[-1]
+        first, last = chain[0], chain[-1]
+        ops = [op for link in chain for op in link.ops]
         folded = _build_requantize(
             first.input,
-            in_op=first,
-            in_prefix="in_",
-            in_range=_REQUANTIZE_IN_RANGE,
-            out_op=op,
-            out_prefix="out_",
-            merged=chain[1:-1],
+            in_op=first.in_op,
+            in_prefix=first.in_prefix,
+            in_range=first.in_range,
+            out_op=last.out_op,
+            out_prefix=last.out_prefix,
+            merged=[op for op in ops if op is not first.in_op and op is not last.out_op],
         )
         if comparison is not None and not comparison.exact:
             error = _number(comparison.worst_error)
-            _remark(op, f"lossy fold of requantize chain: worst-case error {error} output units")
-        rewriter.replace(op, folded)
-        for inner in reversed(chain[:-1]):
-            _erase_if_dead(inner, rewriter)
-
-
-def _chain_ending_at(op: RequantizeOp) -> list[RequantizeOp]:
-    """The requantizes feeding ``op`` one into the next, ending at ``op`` (at most
-    MAX_CHAIN; none when ``op`` itself carries a property the proofs do not model)."""
-    if not understood(op):
-        return []
-    chain = [op]
-    while len(chain) < MAX_CHAIN:
-        inner = chain[0].input.owner
-        if not isinstance(inner, RequantizeOp) or not understood(inner):
-            break
-        chain.insert(0, inner)
-    return chain
+            _remark(
+                last.out_op,
+                f"lossy fold of requantize chain: worst-case error {error} output units",
+            )
+        rewriter.replace(last.out_op, folded)
+        for op in reversed(ops[:-1]):
+            _erase_if_dead(op, rewriter)
 
 
 def _number(value: float) -> str:
