@@ -398,6 +398,7 @@ class PhaseEmitter:
                 or size not in (1, 2, 4, 8)
                 or len(moving) != 1
                 or moving[0] is not out.map.results[-1]
+                or not all(isinstance(n, int) for n in out.shape)  # a size known at run time
                 or math.prod(out.shape) * size < threshold
             ):
                 continue
