@@ -113,3 +113,20 @@ def write_checkpoint(
         }
         (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     return directory
+
+
+def with_experts(tensors: dict[str, np.ndarray], experts: int = 4, seed: int = 1) -> dict:
+    """Adds 3-D MoE expert stacks (``E x 2I x H`` gate_up_proj, ``E x H x I`` down_proj)
+    to layer 0, as transformers' fused-experts checkpoints hold them."""
+    rng = np.random.default_rng(seed)
+    hidden = tensors["model.norm.weight"].shape[0]
+    inter = 128
+    out = dict(tensors)
+    prefix = "model.layers.0.mlp.experts."
+    out[prefix + "gate_up_proj"] = (
+        rng.standard_normal((experts, 2 * inter, hidden)) * 0.02
+    ).astype(np.float32)
+    out[prefix + "down_proj"] = (rng.standard_normal((experts, hidden, inter)) * 0.02).astype(
+        np.float32
+    )
+    return out

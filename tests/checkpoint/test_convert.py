@@ -163,3 +163,21 @@ def test_distributed_executors(model, tmp_path, executor):
         assert (tmp_path / "remote" / shard.output).read_bytes() == (
             tmp_path / "local" / shard.output
         ).read_bytes()
+
+
+def test_expert_stacks_are_split_per_expert(tmp_path):
+    from .synthetic import llama_tensors, with_experts
+
+    tensors = with_experts(llama_tensors(**SMALL))
+    src = write_checkpoint(tmp_path / "moe", "bfloat16", tensors=tensors, **SMALL)
+    out = tmp_path / "out"
+    assert quantize_main([str(src), "-o", str(out), "--scheme", "W4A16", "-q"]) == 0
+    index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
+    prefix = "model.layers.0.mlp.experts."
+    assert prefix + "gate_up_proj" not in index
+    for e in range(4):
+        for part in ("gate_proj", "up_proj", "down_proj"):
+            assert f"{prefix}{e}.{part}.weight_packed" in index
+    with SafetensorsReader(out / index[prefix + "3.up_proj.weight_shape"]) as r:
+        assert list(r[prefix + "3.up_proj.weight_shape"]) == [128, 128]
+    assert verify_main([str(out), "--against", str(src), "-q"]) == 0

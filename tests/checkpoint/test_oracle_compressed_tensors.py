@@ -37,11 +37,13 @@ def tensors_of(directory):
     return out
 
 
-def run_both(tmp_path, dtype, scheme, edges=False):
+def run_both(tmp_path, dtype, scheme, edges=False, tensors=None):
     from llmcompressor import model_free_ptq
 
     logging.getLogger().setLevel(logging.WARNING)
-    source = write_checkpoint(tmp_path / f"src_{dtype}", dtype, edges=edges, **SMALL)
+    source = write_checkpoint(
+        tmp_path / f"src_{dtype}", dtype, edges=edges, tensors=tensors, **SMALL
+    )
     theirs = tmp_path / f"ct_{dtype}_{scheme}"
     model_free_ptq(
         str(source), str(theirs), scheme=scheme, ignore=[f"re:{p}" for p in IGNORE], device="cpu"
@@ -65,6 +67,18 @@ def test_same_bytes_as_model_free_ptq(tmp_path, dtype, scheme, edges):
     different = [n for n in a if a[n] != b[n]]
     assert not different, f"{len(different)} of {len(a)} tensors differ: {different[:5]}"
     assert (ours / "config.json").read_bytes() == (theirs / "config.json").read_bytes()
+
+
+@pytest.mark.parametrize("scheme", ["W4A16", "NVFP4A16", "FP8_BLOCK"])
+def test_expert_stacks_same_bytes_as_model_free_ptq(tmp_path, scheme):
+    from .synthetic import llama_tensors, with_experts
+
+    tensors = with_experts(llama_tensors(**SMALL))
+    _, ours, theirs = run_both(tmp_path, "bfloat16", scheme, tensors=tensors)
+    a, b = tensors_of(ours), tensors_of(theirs)
+    assert sorted(a) == sorted(b)
+    assert "model.layers.0.mlp.experts.2.up_proj.weight_scale" in a
+    assert [n for n in a if a[n] != b[n]] == []
 
 
 def test_loads_in_transformers_and_runs(tmp_path):

@@ -94,8 +94,16 @@ def shard_amax(args: tuple[Plan, int]) -> dict[str, float]:
     with SafetensorsReader(Path(plan.input_dir) / shard.input) as reader:
         for entry in shard.tensors:
             if entry.group is not None:
-                out[entry.name] = weight_amax(reader[entry.name])
+                out[entry.name] = weight_amax(read_entry(reader, entry))
     return out
+
+
+def read_entry(reader: SafetensorsReader, entry) -> np.ndarray:
+    """The tensor an entry names: the tensor itself, or one expert's slice of a stack."""
+    if entry.source is None:
+        return reader[entry.name]
+    start, stop = entry.rows
+    return reader[entry.source][entry.expert, start:stop]
 
 
 def run_shard(job: ShardJob, on_tensor: Callable[[str, int], None] | None = None) -> ShardResult:
@@ -124,11 +132,11 @@ def run_shard(job: ShardJob, on_tensor: Callable[[str, int], None] | None = None
             if entry.group is not None and entry.group not in group_amax:
                 from qopt.checkpoint.formats.compressed_tensors import weight_amax
 
-                amax = weight_amax(reader[entry.name])
+                amax = weight_amax(read_entry(reader, entry))
                 local_groups[entry.group] = max(local_groups.get(entry.group, 0.0), amax)
         group_amax.update(local_groups)
         for entry in shard.tensors:
-            array = reader[entry.name]
+            array = read_entry(reader, entry)
             read += array.nbytes
             if entry.scheme is None:
                 writer.write(entry.name, array)

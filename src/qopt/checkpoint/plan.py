@@ -17,6 +17,7 @@ naming the file and the tensor, before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -50,13 +51,18 @@ a group is every member present under one prefix."""
 @dataclass(frozen=True)
 class TensorEntry:
     """One tensor of an input shard. ``scheme`` is the quantization scheme's name, or
-    ``None`` for a tensor copied unchanged; ``group`` names its fused group, if any."""
+    ``None`` for a tensor copied unchanged; ``group`` names its fused group, if any.
+    A slice of a 3-D expert stack has ``source`` (the stack's name), ``expert`` and
+    ``rows`` (the rows of that expert's matrix it takes)."""
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     scheme: str | None = None
     group: str | None = None
+    source: str | None = None
+    expert: int = 0
+    rows: tuple[int, int] | None = None
 
     @property
     def module(self) -> str:
@@ -129,9 +135,47 @@ class Plan:
 
 
 def is_linear_weight(name: str, shape: Sequence[int]) -> bool:
-    """A Linear weight: a 2-D ``*.weight`` tensor (3-D expert stacks are not planned
-    yet: they are copied, and the plan says so)."""
+    """A Linear weight: a 2-D ``*.weight`` tensor (3-D expert stacks are split into 2-D
+    slices first, :func:`split_experts`)."""
     return name.endswith(".weight") and len(shape) == 2
+
+
+EXPERT_STACKS = {"gate_up_proj": ("gate_proj", "up_proj"), "down_proj": ("down_proj",)}
+"""3-D expert stacks (``E x rows x K``) and the per-expert Linear weights they hold, as
+llm-compressor's ``model_free_ptq`` splits them (``...experts.gate_up_proj`` ->
+``...experts.{e}.gate_proj.weight`` and ``...experts.{e}.up_proj.weight``)."""
+
+
+def split_experts(entry: TensorEntry) -> list[TensorEntry]:
+    """A 3-D expert stack as its per-expert 2-D slices; any other tensor as itself."""
+    keys = [k for k in EXPERT_STACKS if k in entry.name]
+    if len(entry.shape) != 3 or len(keys) != 1:
+        return [entry]
+    key = keys[0]
+    parts = EXPERT_STACKS[key]
+    experts, rows, columns = entry.shape
+    if rows % len(parts):
+        raise CheckpointError(
+            f"tensor {entry.name}: {rows} rows do not split into {len(parts)} equal parts"
+        )
+    size = rows // len(parts)
+    out = []
+    for e in range(experts):
+        for i, part in enumerate(parts):
+            name = entry.name.replace(key, f"{e}.{part}")
+            if not name.endswith(".weight"):
+                name += ".weight"
+            out.append(
+                TensorEntry(
+                    name,
+                    entry.dtype,
+                    (size, columns),
+                    source=entry.name,
+                    expert=e,
+                    rows=(i * size, (i + 1) * size),
+                )
+            )
+    return out
 
 
 def fused_groups(names: Sequence[str]) -> dict[str, str]:
@@ -227,17 +271,19 @@ def make_plan(
     for shard in shard_names:
         planned = []
         for name, info in sorted(headers[shard].items()):
-            entry = TensorEntry(name, info.dtype, info.shape)
-            module = entry.module
-            if is_linear_weight(name, info.shape) and not any(p.match(module) for p in patterns):
-                scheme = scheme_for(entry)
-                if scheme is not None and info.dtype not in FLOAT_DTYPES:
-                    raise CheckpointError(
-                        f"{input_dir / shard}: tensor {name}: dtype {info.dtype} cannot be "
-                        f"quantized (a Linear weight must be {', '.join(FLOAT_DTYPES)})"
-                    )
-                entry = TensorEntry(name, info.dtype, info.shape, scheme)
-            planned.append(entry)
+            for entry in split_experts(TensorEntry(name, info.dtype, info.shape)):
+                module = entry.module
+                if is_linear_weight(entry.name, entry.shape) and not any(
+                    p.match(module) for p in patterns
+                ):
+                    scheme = scheme_for(entry)
+                    if scheme is not None and info.dtype not in FLOAT_DTYPES:
+                        raise CheckpointError(
+                            f"{input_dir / shard}: tensor {name}: dtype {info.dtype} cannot be "
+                            f"quantized (a Linear weight must be {', '.join(FLOAT_DTYPES)})"
+                        )
+                    entry = dataclasses.replace(entry, scheme=scheme)
+                planned.append(entry)
         entries[shard] = planned
     groups: list[FusedGroup] = []
     known = {s.name: s for s in schemes}
@@ -256,7 +302,7 @@ def make_plan(
             shards = tuple(sorted({quantized[m] for m in members}))
             groups.append(FusedGroup(key, tuple(members), shards))
         entries = {
-            s: [TensorEntry(e.name, e.dtype, e.shape, e.scheme, membership.get(e.name)) for e in es]
+            s: [dataclasses.replace(e, group=membership.get(e.name)) for e in es]
             for s, es in entries.items()
         }
     files = tuple(
