@@ -148,3 +148,30 @@ func.func @chain_through_bf16_rounds(%q: tensor<16xui4>) -> tensor<16xui16> {
   %v = quant.quantize %x1 scale(1.0e-6) zero_point(13178) : tensor<16xbf16> -> tensor<16xui16>
   func.return %v : tensor<16xui16>
 }
+
+// -----
+
+// =======================================================================================
+// Zero point added before rounding (upstream MLIR, StableHLO): the proofs evaluate that
+// order; the closed-form round trip holds in both orders.
+
+// CHECK-LABEL: func.func @round_trip_zero_point_before_rounding
+// CHECK-SAME:    (%[[Q:.*]]: tensor<16xi8>)
+// CHECK-NEXT:    func.return %[[Q]]
+func.func @round_trip_zero_point_before_rounding(%q: tensor<16xi8>) -> tensor<16xi8> {
+  %d = quant.dequantize %q scale(0.3) zero_point(3) : tensor<16xi8> -> tensor<16xf32>
+  %r = quant.quantize %d scale(0.3) zero_point(3) zero_point_order(before_rounding) : tensor<16xf32> -> tensor<16xi8>
+  func.return %r : tensor<16xi8>
+}
+
+// -----
+
+// A runtime zero point added before rounding: the result is no function of q - zp alone,
+// so the identity proof over differences does not apply, and the requantize stays
+// (conservatively: with this scale it is in fact the identity).
+// CHECK-LABEL: func.func @identity_runtime_zero_point_before_rounding
+// CHECK:         quant.requantize
+func.func @identity_runtime_zero_point_before_rounding(%q: tensor<16xi8>, %z: tensor<i8>) -> tensor<16xi8> {
+  %r = quant.requantize %q in(scale(0.5) zero_point(%z : tensor<i8>)) out(scale(0.5) zero_point(%z : tensor<i8>)) zero_point_order(before_rounding) : tensor<16xi8> -> tensor<16xi8>
+  func.return %r : tensor<16xi8>
+}

@@ -319,3 +319,61 @@ def test_chain_through_a_bf16_pair_that_rounds_stays():
     """A finer output scale tells the bf16 rounding apart: the pair stays."""
     _, after = run_pass(THROUGH_BF16.replace("OUT", "1.0e-6"))
     assert quant_ops(after) == ["quant.requantize", "quant.dequantize", "quant.quantize"]
+
+
+# ---------------------------------------------------------------------------------------
+# zero point added before rounding (upstream MLIR, StableHLO)
+# ---------------------------------------------------------------------------------------
+
+BEFORE = "zero_point_order(before_rounding)"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    storage=st.sampled_from(["i8", "ui8", "i4", "ui4"]),
+    scale=st.sampled_from([0.5, 0.3, 1 / 3, 1e-30, 3.0e38, 2.0**-126, 7.0]),
+    zp_at=st.floats(0, 1),
+    rounding=st.sampled_from(ROUNDINGS),
+    ratio=st.sampled_from([1.0, 2.0, 0.5, 3.0]),
+    orders=st.sampled_from([(BEFORE, ""), ("", BEFORE), (BEFORE, BEFORE)]),
+)
+def test_zero_point_before_rounding_folds_only_when_exact(
+    storage, scale, zp_at, rounding, ratio, orders
+):
+    """Round trips and two-step chains with ops that add the zero point before rounding:
+    the proofs evaluate that order, so every fold keeps every code's bits."""
+    element = formats.parse_type_name(storage)
+    lo, hi = formats.integer_range(element)
+    zp = int(lo + round(zp_at * (hi - lo)))
+    n = every_code(storage).size
+    t = f"tensor<{n}x{storage}>"
+    s = repr(float(np.float32(scale)))
+    s2 = repr(float(np.float32(min(scale * ratio, 3.0e38))))
+    text = f"""func.func @f(%q: {t}) -> ({t}, {t}) {{
+  %d = quant.dequantize %q scale({s}) zero_point({zp}) : {t} -> tensor<{n}xf32>
+  %r = quant.quantize %d scale({s}) zero_point({zp}) rounding({rounding}) {orders[0]} : tensor<{n}xf32> -> {t}
+  %a = quant.requantize %q in(scale({s}) zero_point({zp})) out(scale({s2}) zero_point({zp})) {orders[0]} : {t} -> tensor<{n}xi16>
+  %b = quant.requantize %a in(scale({s2}) zero_point({zp})) out(scale({s}) zero_point({zp})) rounding({rounding}) {orders[1]} : tensor<{n}xi16> -> {t}
+  func.return %r, %b : {t}, {t}
+}}
+"""
+    before, after = run_pass(text)
+    codes = every_code(storage)
+    from tests.support.quant_eval import evaluate, find_function
+
+    want = evaluate(find_function(before, "f"), codes)
+    got = evaluate(find_function(after, "f"), codes)
+    for w, g in zip(want, got):
+        assert np.array_equal(np.asarray(w).astype(np.int64), np.asarray(g).astype(np.int64))
+
+
+def test_zero_point_before_rounding_round_trip_folds():
+    """The closed form holds in either order: 0.3 with zero point 3 (odd, where the
+    orders differ on ties) comes back on every i8 code."""
+    text = f"""func.func @f(%q: tensor<256xi8>) -> tensor<256xi8> {{
+  %d = quant.dequantize %q scale(0.3) zero_point(3) : tensor<256xi8> -> tensor<256xf32>
+  %r = quant.quantize %d scale(0.3) zero_point(3) {BEFORE} : tensor<256xf32> -> tensor<256xi8>
+  func.return %r : tensor<256xi8>
+}}
+"""
+    assert_folds_exactly(text, every_code("i8"))

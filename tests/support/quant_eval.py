@@ -163,6 +163,12 @@ def _range(op: QuantOp, storage: Attribute, prefix: str = "") -> dict[str, int |
     return {"qmin": lo.value.data, "qmax": hi.value.data}
 
 
+def _order(op: QuantOp) -> dict[str, str]:
+    """The oracle's ``zero_point_order`` keyword where the op is not in the default order."""
+    order = op.zp_order
+    return {} if order == "after_rounding" else {"zero_point_order": order}
+
+
 def _element(value: SSAValue) -> Attribute:
     assert isinstance(value.type, TensorType)
     return value.type.element_type
@@ -191,6 +197,7 @@ def _quantize(op: QuantizeOp, env: Env) -> Sequence[np.ndarray]:
             minval=_param(op, "minval", env),
             **_granularity(op.granularity_of(), _rank(op.input)),
             **_range(op, storage),
+            **_order(op),
         )
     ]
 
@@ -234,6 +241,7 @@ def _requantize(op: RequantizeOp, env: Env) -> Sequence[np.ndarray]:
             rounding=op.rounding_mode,
             **_granularity(op.granularity_of("out_granularity"), rank),
             **_range(op, storage),
+            **_order(op),
         )
     ]
 

@@ -73,11 +73,12 @@ def round_trip_rows(step: Step, source: Params, target: Params) -> np.ndarray:
 def round_trip_of_differences(step: Step, source: Params, target: Params) -> bool:
     """The rule of :func:`round_trip_rows` for a runtime zero point (the same value on both
     sides): every difference ``d`` of ``[lo - hi, hi - lo]`` comes back from
-    ``round(fl(d * s) / s)``, so ``clamp(d + zp) = q``."""
+    ``round(fl(d * s) / s)``, so ``clamp(d + zp) = q`` (the zero point added after
+    rounding; the other order is not a function of ``d`` alone)."""
     storage = step.input.storage
     if not isinstance(storage, IntegerType) or not _is_f32(step):
         return False
-    if step.rounding not in NEAREST_MODES:
+    if step.rounding not in NEAREST_MODES or step.zero_point_order != "after_rounding":
         return False
     lo, hi = formats.integer_range(storage)
     widest = np.full(source.scale.shape, hi - lo, dtype=np.int64)

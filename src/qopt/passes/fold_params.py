@@ -82,6 +82,8 @@ class Step:
     saturate: bool
     bounds: tuple[int, int] | None
     """Output clamp range of integer storage (the narrow range when given)."""
+    zero_point_order: str = "after_rounding"
+    """Where the quantize adds the zero point (docs/semantics.md section 3)."""
 
 
 def requantize_step(op: RequantizeOp) -> Step:
@@ -93,6 +95,7 @@ def requantize_step(op: RequantizeOp) -> Step:
         op.rounding_mode,
         op.saturate_flag,
         op.storage_bounds(out_storage),
+        op.zp_order,
     )
 
 
@@ -105,17 +108,34 @@ def pair_step(dq: DequantizeOp, q: QuantizeOp) -> Step:
         q.rounding_mode,
         q.saturate_flag,
         q.storage_bounds(out_storage),
+        q.zp_order,
     )
 
 
 def with_expressed(step: Step, expressed: Attribute) -> Step:
     """The same step with another expressed type in between (f32: a requantize)."""
-    return Step(step.input, step.output, expressed, step.rounding, step.saturate, step.bounds)
+    return Step(
+        step.input,
+        step.output,
+        expressed,
+        step.rounding,
+        step.saturate,
+        step.bounds,
+        step.zero_point_order,
+    )
 
 
 def composed(first: Step, last: Step) -> Step:
     """The one requantize a chain from ``first`` to ``last`` folds into."""
-    return Step(first.input, last.output, f32, last.rounding, last.saturate, last.bounds)
+    return Step(
+        first.input,
+        last.output,
+        f32,
+        last.rounding,
+        last.saturate,
+        last.bounds,
+        last.zero_point_order,
+    )
 
 
 def element_of(value: SSAValue) -> Attribute:

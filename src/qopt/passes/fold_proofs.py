@@ -22,6 +22,7 @@ from qopt.passes.fold_closed_forms import (
     round_trip_rows,
 )
 from qopt.passes.fold_eval import (
+    AFTER_ROUNDING,
     DIFFERENCE_TYPE,
     bits,
     dequantize,
@@ -77,15 +78,7 @@ def is_identity(step: Step, shape: tuple[int, ...]) -> bool:
         for rows in _chunks(source.scale.shape[0], codes.size):
             src, dst = source.take(rows), target.take(rows)
             x = dequantize(codes, step.input.storage, src.scale, src.zero_point, step.expressed)
-            out = quantize(
-                x,
-                dst.scale,
-                dst.zero_point,
-                step.output.storage,
-                step.rounding,
-                step.saturate,
-                step.bounds,
-            )
+            out = _quantize(step, x, dst)
             if not np.array_equal(bits(out), np.broadcast_to(bits(codes), out.shape)):
                 return False
     return True
@@ -103,6 +96,7 @@ def _is_identity_for_every_zero_point(step: Step, shape: tuple[int, ...]) -> boo
     storage = step.input.storage
     if (
         not isinstance(storage, IntegerType)
+        or step.zero_point_order != AFTER_ROUNDING  # r(d) + zp needs the zp added last
         or step.input.zero_point is not step.output.zero_point
         or step.input.granularity != step.output.granularity
         or step.bounds != formats.integer_range(storage)
@@ -146,6 +140,11 @@ def _input_domain(side: Side) -> tuple[np.ndarray, Attribute]:
 def _apply(step: Step, codes: np.ndarray, code_type: Attribute, src: Params, dst: Params):
     """``step`` on ``codes``: the output codes."""
     x = dequantize(codes, code_type, src.scale, src.zero_point, step.expressed)
+    return _quantize(step, x, dst)
+
+
+def _quantize(step: Step, x: np.ndarray, dst: Params) -> np.ndarray:
+    """The output half of ``step`` on f32 values ``x``, in the step's zero-point order."""
     return quantize(
         x,
         dst.scale,
@@ -154,6 +153,7 @@ def _apply(step: Step, codes: np.ndarray, code_type: Attribute, src: Params, dst
         step.rounding,
         step.saturate,
         step.bounds,
+        step.zero_point_order,
     )
 
 

@@ -45,6 +45,10 @@ Each pattern below proves that before it rewrites, and otherwise leaves the IR a
   enumeration. With ``lossy=true`` a pair that is not exact but enumerable is folded too,
   and its worst-case error (max |folded - chained| over the domain, in output units) is
   reported as a remark on stderr. Nothing lossy happens without the option.
+* Ops that add the zero point before rounding (``zero_point_order(before_rounding)``)
+  are proven in that order (the steps carry it, fold_eval evaluates it, and the closed
+  forms hold in both orders); only the identity over runtime zero points, which needs the
+  zero point added last, is refused for them.
 * rescale (fixed point, exact integers) folds by closed forms only: fold_rescale.py.
 * ``dequantize(quantize(x))`` is never removed, not even with ``lossy=true``: its error
   depends on the float input, which cannot be enumerated, so no worst case can be reported.
@@ -104,7 +108,6 @@ from qopt.passes.fold_proofs import (
 from qopt.passes.fold_rescale import FoldRescaleChain, RemoveIdentityRescale
 from qopt.qdialect import formats
 from qopt.qdialect.ops import DequantizeOp, QuantizeOp, QuantOp, RequantizeOp
-from qopt.qdialect.verifiers import ZERO_POINT_ORDERS
 
 MAX_CHAIN = 8
 """Most requantize steps one whole-chain proof composes (longer chains fold by parts)."""
@@ -186,12 +189,6 @@ def _plain_dequantize(op: Operation | Block) -> DequantizeOp | None:
     return op
 
 
-def _default_order(*ops: QuantOp) -> bool:
-    """Whether every op adds its zero point after rounding (the order the proofs and the
-    enumeration of fold_proofs assume); ``before_rounding`` ops are left alone."""
-    return all(op.zp_order == ZERO_POINT_ORDERS[0] for op in ops)
-
-
 def _erase_if_dead(op: Operation, rewriter: PatternRewriter) -> None:
     if all(not result.uses for result in op.results):
         rewriter.erase(op)
@@ -218,7 +215,7 @@ class FoldQuantizeOfDequantize(RewritePattern):
         dq = _plain_dequantize(op.input.owner)
         if dq is None or op.param("minval") is not None or not understood(op):
             return
-        if dq.input.type != op.result.type or not _default_order(op):
+        if dq.input.type != op.result.type:
             return
         step, shape = pair_step(dq, op), shape_of(op.result)
         if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
@@ -247,8 +244,6 @@ class FuseDequantizeQuantize(RewritePattern):
         if not all(isinstance(use.operation, QuantizeOp) for use in dq.result.uses):
             return
         if formats.type_name(element_of(dq.result)) != "f32":
-            if not _default_order(op):
-                return
             step, shape = pair_step(dq, op), shape_of(op.result)
             if not self.cache.answer(("f32", step, shape), lambda: _f32_equivalent(step, shape)):
                 return
@@ -274,7 +269,7 @@ class RemoveIdentityRequantize(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: RequantizeOp, rewriter: PatternRewriter) -> None:
-        if op.input.type != op.result.type or not _default_order(op) or not understood(op):
+        if op.input.type != op.result.type or not understood(op):
             return
         step, shape = requantize_step(op), shape_of(op.result)
         if not self.cache.answer(("identity", step, shape), lambda: is_identity(step, shape)):
@@ -299,12 +294,12 @@ class _Link:
 
 def _link_of(op: Operation | Block) -> _Link | None:
     if isinstance(op, RequantizeOp):
-        if not understood(op) or not _default_order(op):
+        if not understood(op):
             return None
         return _Link(
             (op,), requantize_step(op), op.input, op, "in_", _REQUANTIZE_IN_RANGE, op, "out_"
         )
-    if not isinstance(op, QuantizeOp) or not understood(op) or not _default_order(op):
+    if not isinstance(op, QuantizeOp) or not understood(op):
         return None
     dq = _plain_dequantize(op.input.owner)
     if dq is None or op.param("minval") is not None:
