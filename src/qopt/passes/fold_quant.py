@@ -256,7 +256,7 @@ class FuseDequantizeQuantize(RewritePattern):
 
 def _f32_equivalent(step: Step, shape: tuple[int, ...]) -> bool:
     """The step gives the same codes with an f32 intermediate, on every input code."""
-    comparison = compare_steps([step], with_expressed(step, f32), shape)
+    comparison = compare_steps([step], with_expressed(step, f32), shape, exact_only=True)
     return comparison is not None and comparison.exact
 
 
@@ -364,15 +364,18 @@ class FoldRequantizeChain(RewritePattern):
             lambda: inner_step_lossless(inner_step, outer_step.input, shape),
         )
         if not lossless:
-            comparison = self._compare(steps[-2:], shape)
+            comparison = self._compare(steps[-2:], shape, exact_only=not self.lossy)
             if comparison is None or not (comparison.exact or self.lossy):
                 return
         self._fold(chain[-2:], rewriter, comparison)
 
-    def _compare(self, steps: list[Step], shape: tuple[int, ...]) -> ChainComparison | None:
+    def _compare(
+        self, steps: list[Step], shape: tuple[int, ...], exact_only: bool = True
+    ) -> ChainComparison | None:
         folded = composed(steps[0], steps[-1])
         return self.cache.answer(
-            ("chain", tuple(steps), shape), lambda: compare_steps(steps, folded, shape)
+            ("chain", tuple(steps), shape, exact_only),
+            lambda: compare_steps(steps, folded, shape, exact_only=exact_only),
         )
 
     @staticmethod
