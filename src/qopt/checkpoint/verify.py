@@ -60,7 +60,7 @@ def verify(
         tensors = {
             local: readers[where[f"{module}.{local}"]][f"{module}.{local}"] for local in locals_
         }
-        shape = _weight_shape(module, tensors, original_of)
+        shape = fmt.weight_shape(tensors, scheme) or _weight_shape(module, tensors, original_of)
         if shape is None:
             problems.append(f"module {module}: cannot tell the weight's shape")
             continue

@@ -80,6 +80,15 @@ class CheckpointFormat(ABC):
     def shares_global_scale(self, scheme: Scheme) -> bool:
         return scheme.needs_global_scale
 
+    def weight_shape(
+        self, tensors: Mapping[str, np.ndarray], scheme: Scheme
+    ) -> tuple[int, ...] | None:
+        """The unquantized weight's shape from one module's output tensors (local names),
+        for ``verify-checkpoint``; None (the default) leaves it to the generic rule
+        (``weight_shape``, ``weight``, the original, ``weight_packed``). ModelOpt's packed
+        ``weight`` has the packed shape, so that format says it here."""
+        return None
+
     @abstractmethod
     def output_specs(self, entry: TensorEntry, scheme: Scheme) -> list[OutputSpec]: ...
 
