@@ -228,3 +228,77 @@ def test_configs_match_modelopt_functions():
         assert modelopt_config.summarize_exclude_modules(unq, q) == (
             _prefix_wildcard_summarize_exclude_modules(unq, q)
         )
+
+
+def _run(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "qopt", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("scheme", ["NVFP4", "W4A16", "W8A16", "FP8_DYNAMIC"])
+def test_cli_quantize_and_verify(tmp_path, scheme):
+    src = write_checkpoint(tmp_path / "in", dtype="bfloat16", shards=2)
+    out = tmp_path / "out"
+    proc = _run(
+        "quantize-checkpoint", src, "-o", out, "--scheme", scheme, "--format", "modelopt", "-q"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "hf_quant_config.json").exists()
+    proc = _run("verify-checkpoint", out, "--format", "modelopt", "--against", src, "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_bits_file_mixed_precision(tmp_path):
+    src = write_checkpoint(tmp_path / "in", shards=2)
+    bits = tmp_path / "precision.json"
+    bits.write_text(
+        json.dumps(
+            {
+                "model.layers.0.mlp.down_proj.weight": 8,
+                "model.layers.1.mlp.down_proj": {"precision": 8, "block_size": -1},
+                "model.layers.0.self_attn.q_proj": 16,
+                "model.layers.1.self_attn.o_proj": "FP8_PER_TENSOR",
+            }
+        )
+    )
+    out = tmp_path / "out"
+    args = ["quantize-checkpoint", src, "-o", out, "--scheme", "W4A16", "--format", "modelopt"]
+    proc = _run(*args, "-q", "--bits-file", bits)
+    assert proc.returncode == 0, proc.stderr
+    q = json.loads((out / "hf_quant_config.json").read_text())["quantization"]
+    layers = q["quantized_layers"]
+    assert q["quant_algo"] == "MIXED_PRECISION"
+    assert layers["model.layers.0.mlp.down_proj"] == {"quant_algo": "W8A16"}
+    assert layers["model.layers.1.self_attn.o_proj"] == {"quant_algo": "FP8"}
+    assert layers["model.layers.0.mlp.up_proj"]["quant_algo"] == "W4A16_AWQ"
+    assert "model.layers.0.self_attn.q_proj" not in layers
+    proc = _run("verify-checkpoint", out, "--format", "modelopt", "--against", src, "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"model.layers.0.mlp.nope": 8}', "'model.layers.0.mlp.nope' is not a Linear weight"),
+        ('{"lm_head": 8}', "'lm_head' is not a Linear weight"),
+        ('{"model.layers.0.mlp.up_proj": 3}', "bits must be 4, 8 or 16"),
+        ('{"model.layers.0.mlp.up_proj": "MXFP4"}', "does not write scheme MXFP4"),
+        ('{"model.layers.0.mlp.up_proj": {"precision": 8, "block_size": 64}}', "per channel"),
+        ('{"a": {"precision": 4, "block_size": 64}}', "W4A16 with two group sizes"),
+        ("[1, 2]", "expected a JSON object"),
+        ("{", "cannot read a JSON object"),
+    ],
+)
+def test_cli_bad_bits_files(tmp_path, content, message):
+    src = write_checkpoint(tmp_path / "in", shards=1)
+    bits = tmp_path / "p.json"
+    bits.write_text(content)
+    out = tmp_path / "out"
+    proc = _run("quantize-checkpoint", src, "-o", out, "--scheme", "W4A16", "--format", "modelopt",
+                "-q", "--bits-file", bits)  # fmt: skip
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

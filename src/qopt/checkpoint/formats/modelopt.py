@@ -156,6 +156,16 @@ class ModelOpt(CheckpointFormat):
             shape=(n, half * 2), double_quant_scale=tensors["weight_scale_2"],
         )  # fmt: skip
 
+    def weight_shape(
+        self, tensors: Mapping[str, np.ndarray], scheme: Scheme
+    ) -> tuple[int, ...] | None:
+        n, k = tensors["weight"].shape
+        if scheme.kind == "int" and scheme.bits == 4:
+            return (n * 2, k)  # two rows per byte
+        if scheme.kind == "nvfp4":
+            return (n, k * 2)  # two columns per byte
+        return (n, k)
+
     def write_config(self, plan: Plan, input_config: dict | None, out_dir: Path) -> None:
         layers: dict[str, dict | None] = {}
         for shard in plan.shards:
@@ -198,12 +208,15 @@ class ModelOpt(CheckpointFormat):
         else:
             layer = {k: v for k, v in config.items() if k != "kv_cache_quant_algo"}
         names = set(local_names)
+        scaled = bool(names & {"weight_scale", "weight_scale_2"})
         if layer is None or layer.get("quant_algo") is None:
-            if names & {"weight_scale", "weight_scale_2"}:
+            if scaled:
                 raise CheckpointError(
                     f"module {module}: has scales but the config leaves it unquantized"
                 )
             return None
+        if not scaled and config["quant_algo"] != "MIXED_PRECISION":
+            return None  # not a Linear (norms, embeddings): loaders quantize Linear modules only
         scheme = self._scheme_for_algo(layer, module)
         want = {"weight", "weight_scale"} | (
             {"weight_scale_2"} if scheme.kind == "nvfp4" else set()
