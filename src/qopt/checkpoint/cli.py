@@ -37,6 +37,12 @@ def _quantize_parser(prog: str) -> argparse.ArgumentParser:
         "default: embeddings, lm_head, norms, biases)",
     )
     p.add_argument("--group-size", type=int, help="group size of a per-group integer scheme")
+    p.add_argument(
+        "--bits-file",
+        metavar="precision.json",
+        help="per-tensor precision (ModelOpt's precision_info): weight or module name -> "
+        "4, 8, 16 (unquantized) or a scheme name",
+    )
     p.add_argument("--executor", default="process", choices=("process", "ray", "dask"))
     p.add_argument(
         "-j",
@@ -85,14 +91,20 @@ def _quantize(args: argparse.Namespace) -> int:
     base = scheme_named(args.scheme)
     fmt.scheme(base.name)  # the format writes it
     scheme = scheme_named(args.scheme, args.group_size)
+    schemes, scheme_for, check = [scheme], (lambda entry: scheme.name), (lambda: None)
+    if args.bits_file:
+        from qopt.checkpoint.precision import load_bits_file
+
+        schemes, scheme_for, check = load_bits_file(args.bits_file, scheme, fmt)
     plan = make_plan(
         args.input,
         format=fmt.name,
-        schemes=[scheme],
-        scheme_for=lambda entry: scheme.name,
+        schemes=schemes,
+        scheme_for=scheme_for,
         ignore=args.ignore if args.ignore is not None else DEFAULT_IGNORE,
         share_global_scale=fmt.shares_global_scale,
     )
+    check()
     if Path(args.output).exists():
         raise CheckpointError(f"{args.output}: already exists (remove it or choose another -o)")
     sizes = {
