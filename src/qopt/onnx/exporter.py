@@ -188,13 +188,10 @@ class _Exporter:
         middle = self.fresh(f"{base}_f32")
         storage_in = op.input.type.element_type  # pyright: ignore[reportAttributeAccessIssue]
         storage_out = op.result.type.element_type  # pyright: ignore[reportAttributeAccessIssue]
-        if (
-            op.properties.get("rounding") is not None
-            or op.properties.get("storage_min") is not None
-        ):
+        if any(op.properties.get(n) is not None for n in _NO_ONNX_FORM):
             raise OnnxError(
-                f"{self.graph.path}: a requantize with a rounding mode or narrow range has no "
-                f"ONNX form"
+                f"{self.graph.path}: a requantize with a rounding mode, narrow range or zero "
+                f"point order has no ONNX form"
             )
         dq_inputs, dq_attrs = self._params(op, "in_", storage_in)
         q_inputs, q_attrs = self._params(op, "out_", storage_out)
@@ -299,7 +296,8 @@ class _Value:
 
 _NONE = type("_NoQuant", (), {"op": None})()
 _PARAMS = ("scale_const", "zero_point_const", "granularity", "storage_min", "storage_max")
-_OUTPUT = ("rounding", "saturate")
+_OUTPUT = ("rounding", "saturate", "zero_point_order")
+_NO_ONNX_FORM = ("rounding", "storage_min", "storage_max", "in_storage_min", "zero_point_order")
 
 
 def _referenced(nodes: list[onnx.NodeProto], graph: onnx.GraphProto) -> set[str]:
