@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -40,7 +41,7 @@ def inputs_for(model: onnx.ModelProto, seed: int = RNG_SEED) -> dict[str, np.nda
             x[:4] = [0.0, -0.0, 1e30, -1e30]
             feeds[value.name] = x.astype(np.float32).reshape(shape)
         else:
-            info = np.iinfo(dtype)
+            info = ml_dtypes.iinfo(dtype) if dtype.kind == "V" else np.iinfo(dtype)
             codes = np.arange(n) % (info.max - info.min + 1) + info.min
             feeds[value.name] = codes.astype(dtype).reshape(shape)
     return feeds
