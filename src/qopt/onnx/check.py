@@ -5,7 +5,7 @@ Each connected Q/DQ subgraph (Q/DQ nodes qopt computes, joined by their data edg
 cut out as a model of its own: its outside inputs become graph inputs (constant
 parameters stay initializers), the tensors it hands to the rest of the graph become
 outputs. It runs on seeded inputs that reach every interesting case (ties of the scale,
-+-0, large values that saturate, every code of the storage type) through
++-0, values that saturate, +-inf, NaN, every code of the storage type) through
 
 * qopt (import, lower-quant, JIT: docs/semantics.md),
 * onnxruntime with graph optimizations disabled (``ORT_DISABLE_ALL``), and
@@ -108,6 +108,10 @@ def check_model(model: onnx.ModelProto, path: str = "<model>", *, seed: int = 0)
     rng = np.random.default_rng(seed)
     for component in _components(imported):
         report.parts.append(_check_component(imported, component, rng))
+    for index, why in sorted(imported.kept.items()):
+        part = Part(f"{imported.label(index)}")
+        part.notes.append(f"not checked: qopt does not compute it ({why})")
+        report.parts.append(part)
     report.parts.append(_check_whole(model, rng))
     return report
 
@@ -213,9 +217,9 @@ def _values(shape, dtype: np.dtype, scales: list[float], rng: np.random.Generato
         s = np.asarray(scales, np.float64)[rng.integers(0, len(scales), n)]
         t = rng.integers(-300, 300, n) + rng.choice([0.0, 0.5, -0.5, 0.25], n)
         x = np.where(rng.random(n) < 0.5, t * s, rng.standard_normal(n) * s * 50)
-        special = np.asarray([0.0, -0.0, 1e30, -1e30])
+        special = np.asarray([0.0, -0.0, 1e30, -1e30, np.inf, -np.inf, np.nan])
         pick = rng.random(n) < 0.02
-        x = np.where(pick, special[rng.integers(0, 4, n)], x)
+        x = np.where(pick, special[rng.integers(0, special.size, n)], x)
         return x.astype(dtype).reshape(shape)
     width = dtype.itemsize * 8
     codes = rng.integers(0, 1 << min(width, 16), n, dtype=np.uint32)
@@ -266,8 +270,17 @@ def _compare(what: str, name: str, got: np.ndarray, want: np.ndarray) -> Compari
     first = ""
     if bad.size:
         k = int(bad[0])
-        first = f"element {k}: {g.reshape(-1)[k]!r} vs {w.reshape(-1)[k]!r}"
+        first = f"element {k}: {_show(g.reshape(-1)[k])} vs {_show(w.reshape(-1)[k])}"
     return Comparison(what, name, int(bad.size), int(w.size), first)
+
+
+def _show(value) -> str:
+    """An element as its value and, for floats, its bits."""
+    array = np.asarray(value)
+    if array.dtype.kind in "iub":
+        return str(int(array))
+    bits = array.reshape(1).view({1: np.uint8, 2: np.uint16, 4: np.uint32}[array.itemsize])[0]
+    return f"{float(array.astype(np.float32))!r} (0x{int(bits):0{2 * array.itemsize}x})"
 
 
 def _check_component(imported: Imported, component: list[int], rng) -> Part:
@@ -293,6 +306,13 @@ def _check_component(imported: Imported, component: list[int], rng) -> Part:
     if qopt_out is not None and plain is not None:
         for name, a, b in zip(outputs, qopt_out, plain):
             part.comparisons.append(_compare(_QOPT, name, a, b))
+    differs = any(c.what == _QOPT and c.differ for c in part.comparisons)
+    has_nan = any(v.dtype.kind == "f" and np.isnan(v).any() for v in feeds.values())
+    if differs and has_nan:
+        part.notes.append(
+            "the inputs hold NaN: qopt's integer quantize gives the zero point "
+            "(docs/semantics.md section 3), onnxruntime's gives qmin"
+        )
     return part
 
 
