@@ -95,9 +95,13 @@ def test_check_reports_onnxruntime_rewrites(tmp_path):
     assert changed.returncode == 2, changed.stdout + changed.stderr
     assert "CHANGED BITS" in changed.stdout
     assert "onnxruntime default vs no optimization: y:" in changed.stdout
-    same = qopt("onnx-check", save(tmp_path, CASES["per_axis"]().model, "p.onnx"))
+    same = qopt("onnx-check", save(tmp_path, CASES["requant_chain_exact"]().model, "r.onnx"))
     assert same.returncode == 0, same.stdout + same.stderr
     assert "qopt agrees with onnxruntime (no optimization)" in same.stdout
+    nan = qopt("onnx-check", save(tmp_path, CASES["per_axis"]().model, "p.onnx"))
+    assert nan.returncode == 0, nan.stdout + nan.stderr
+    assert "qopt vs onnxruntime without optimization: y:" in nan.stdout
+    assert "the inputs hold NaN" in nan.stdout
 
 
 def test_missing_initializer(tmp_path):
