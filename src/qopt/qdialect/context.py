@@ -1,6 +1,7 @@
 """The xDSL context of every dialect qopt reads or writes, and parsing with it.
 
-``quant``, a minimal ``stablehlo`` (uniform_quantize / uniform_dequantize only) and the
+``quant``, a minimal ``stablehlo`` (uniform_quantize / uniform_dequantize only), ``onnx``
+(the opaque ``onnx.node`` that ``qopt import-onnx`` keeps other ONNX nodes in) and the
 dialects of the lowered IR (``builtin``, ``func``, ``arith``, ``math``, ``linalg``,
 ``tensor``, ``scf``) are registered as lazy factories, so a context costs nothing until a
 dialect is used.
