@@ -177,3 +177,10 @@ def test_invalid_model_is_named(tmp_path):
         [("y", T.INT8, SHAPE)],
     )
     assert_clean_error(qopt("import-onnx", save(tmp_path, model)), "m.onnx", "not a valid ONNX")
+
+
+def test_usage_errors_exit_1_and_help_0():
+    """onnx-check keeps exit code 2 for changed bits; a usage error is 1, as in all of qopt."""
+    for sub in ("import-onnx", "onnx-simplify", "onnx-check"):
+        assert qopt(sub).returncode == 1
+        assert qopt(sub, "--help").returncode == 0

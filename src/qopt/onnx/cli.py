@@ -18,6 +18,15 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=description)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit code of ``--help`` (0) or a usage error (1, as
+    every qopt command-line problem; onnx-check keeps 2 for changed bits)."""
+    try:
+        return parser.parse_args(list(argv))
+    except SystemExit as exit:
+        return 0 if exit.code in (0, None) else 1
+
+
 def _run(prog: str, body: Callable[[], int]) -> int:
     """Run a subcommand body; known failures become one ``error:`` line and exit 1."""
     try:
@@ -58,7 +67,9 @@ def import_main(argv: Sequence[str], prog: str = "qopt import-onnx") -> int:
         help="keep Q/DQ nodes qopt does not compute as onnx.node (with a note) instead of failing",
     )
     parser.add_argument("--generic", action="store_true", help="print the generic op form")
-    args = parser.parse_args(list(argv))
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         from qopt.ir.printing import print_ir
@@ -84,7 +95,9 @@ def simplify_main(argv: Sequence[str], prog: str = "qopt onnx-simplify") -> int:
     parser.add_argument("model", help="the .onnx file")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("-q", "--quiet", action="store_true", help="no report on stderr")
-    args = parser.parse_args(list(argv))
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         import onnx
@@ -121,7 +134,9 @@ def check_main(argv: Sequence[str], prog: str = "qopt onnx-check") -> int:
     )
     parser.add_argument("model", help="the .onnx file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    args = parser.parse_args(list(argv))
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
 
     def body() -> int:
         from qopt.onnx.check import check_file
