@@ -88,9 +88,19 @@ def _quantize(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     fmt = get_format(args.format)
-    base = scheme_named(args.scheme)
-    fmt.scheme(base.name)  # the format writes it
-    scheme = scheme_named(args.scheme, args.group_size)
+    try:
+        scheme = scheme_named(args.scheme, args.group_size)
+    except ValueError:
+        if args.group_size is not None:
+            raise
+        try:  # one of the format's own schemes
+            scheme = fmt.scheme(args.scheme.upper())
+        except CheckpointError:
+            raise ValueError(
+                f"unknown scheme {args.scheme!r} (format {fmt.name} writes "
+                f"{', '.join(fmt.schemes + tuple(s.name for s in fmt.extra_schemes))})"
+            ) from None
+    fmt.scheme(scheme.name)  # the format writes it
     schemes, scheme_for, check = [scheme], (lambda entry: scheme.name), (lambda: None)
     if args.bits_file:
         from qopt.checkpoint.precision import load_bits_file
