@@ -18,6 +18,12 @@ from qopt.checkpoint.schemes import Scheme
 
 def unpack_int32(words: np.ndarray, bits: int, columns: int) -> np.ndarray:
     """int32 words (codes ``q + 2^(bits-1)``, first in the low bits) -> int8 values."""
+    if bits in (4, 8) and words.flags.c_contiguous:
+        # little-endian words: the bytes are the codes in order (two nibbles per byte for 4)
+        data = words.view(np.uint8).reshape(*words.shape[:-1], -1)
+        if bits == 4:
+            data = np.stack([data & 0x0F, data >> 4], axis=-1).reshape(*words.shape[:-1], -1)
+        return (data[..., :columns].astype(np.int16) - (1 << (bits - 1))).astype(np.int8)
     per = 32 // bits
     w = words.astype(np.int64) & 0xFFFFFFFF
     shifts = np.arange(per, dtype=np.int64) * bits
