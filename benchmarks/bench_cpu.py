@@ -1,7 +1,7 @@
 """CPU benchmark: qopt against a memory copy, onnxruntime, torch and numpy, same arrays.
 
     python -m benchmarks.bench_cpu [--size 4096] [--repeat 20] [--threads 2]
-                                   [--suite static|dynamic|compile|all]
+                                   [--suite static|dynamic|rescale|compile|all]
 
 Prints one row per case: GB/s (bytes read + written) of qopt, with its spread over the
 rounds (slowest round's time / fastest's), of a multi-threaded memory copy of the same
@@ -551,13 +551,19 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--suite", choices=["static", "dynamic", "compile", "all"], default="all")
+    parser.add_argument(
+        "--suite", choices=["static", "dynamic", "rescale", "compile", "all"], default="all"
+    )
     args = parser.parse_args()
     cases = []
     if args.suite in ("static", "all"):
         cases += make_cases(args.size, args.threads)
     if args.suite in ("dynamic", "all"):
         cases += make_dynamic_cases(args.size, args.threads)
+    if args.suite in ("rescale", "all"):
+        from benchmarks.bench_rescale import make_rescale_cases
+
+        cases += make_rescale_cases(args.size, args.threads, Case)
     if args.suite in ("compile", "all"):
         print_compile(min(args.repeat, 10))
         if not cases:

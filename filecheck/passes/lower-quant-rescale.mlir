@@ -1,22 +1,22 @@
 // RUN: qopt %s --lower-quant | filecheck %s
 
 // lower-quant of quant.rescale (passes/lowering_rescale.py): one generic of i64 arithmetic,
-// floor((p + r) / 2^s) as (p >> s) + (p mod 2^s >= 2^s - r), then the zero point and the
-// clamp. Constant parameters are body constants; per-axis constants an i64 table.
+// (p + r) >> s where p + r provably fits i64, else (p >> s) + (p mod 2^s >= 2^s - r); then
+// the zero point and the clamp. Constant parameters are body constants; per-axis
+// constants an i64 table.
 
+// i32 input, zero point 0: |p| <= 2^62, the direct form.
 // CHECK-LABEL: func.func @per_tensor_single_round
 // CHECK: linalg.generic
 // CHECK-DAG: %[[M:.*]] = arith.constant 1518500250 : i64
 // CHECK-DAG: %[[S:.*]] = arith.constant 38 : i64
 // CHECK: %[[X:.*]] = arith.extsi %{{.*}} : i32 to i64
 // CHECK: %[[P:.*]] = arith.muli %[[X]], %[[M]] : i64
-// CHECK: %[[T:.*]] = arith.shrsi %[[P]], %[[S]] : i64
 // CHECK: %[[POW:.*]] = arith.shli %{{.*}}, %[[S]] : i64
-// CHECK: %[[REM:.*]] = arith.andi %[[P]], %{{.*}} : i64
-// CHECK: %[[C:.*]] = arith.cmpi sge, %[[REM]], %{{.*}} : i64
-// CHECK: %[[INC:.*]] = arith.extui %[[C]] : i1 to i64
-// CHECK: %[[R:.*]] = arith.addi %[[T]], %[[INC]] : i64
-// CHECK: arith.addi %[[R]], %{{.*}} : i64
+// CHECK: %[[HALF:.*]] = arith.shrui %[[POW]], %{{.*}} : i64
+// CHECK: %[[SUM:.*]] = arith.addi %[[P]], %[[HALF]] : i64
+// CHECK: %[[T:.*]] = arith.shrsi %[[SUM]], %[[S]] : i64
+// CHECK: arith.addi %[[T]], %{{.*}} : i64
 // CHECK: arith.maxsi
 // CHECK: arith.minsi
 // CHECK: arith.trunci %{{.*}} : i64 to i8
@@ -26,8 +26,21 @@ func.func @per_tensor_single_round(%x: tensor<4x8xi32>) -> tensor<4x8xi8> {
   func.return %r : tensor<4x8xi8>
 }
 
-// A runtime shift is clamped to [0, 62]; it can be 0, so the rounded value is clamped to
-// +-2^62 before the zero point is added. double_round: +-2^30 when the shift exceeds 31.
+// i32 input minus a nonzero zero point needs 33 bits: p + r could overflow i64, so the
+// split form, which never adds r to p.
+// CHECK-LABEL: func.func @i32_with_zero_point_split_form
+// CHECK: %[[P:.*]] = arith.muli %{{.*}}, %{{.*}} : i64
+// CHECK: %[[T:.*]] = arith.shrsi %[[P]], %{{.*}} : i64
+// CHECK: %[[REM:.*]] = arith.andi %[[P]], %{{.*}} : i64
+// CHECK: %[[C:.*]] = arith.cmpi sge, %[[REM]], %{{.*}} : i64
+// CHECK: %[[INC:.*]] = arith.extui %[[C]] : i1 to i64
+// CHECK: arith.addi %[[T]], %[[INC]] : i64
+func.func @i32_with_zero_point_split_form(%x: tensor<4x8xi32>, %zi: tensor<i32>) -> tensor<4x8xi8> {
+  %r = quant.rescale %x multiplier(2147483647) shift(62) in_zero_point(%zi : tensor<i32>) : tensor<4x8xi32> -> tensor<4x8xi8>
+  func.return %r : tensor<4x8xi8>
+}
+
+// A runtime shift is clamped to [0, 62]. double_round: +-2^30 when the shift exceeds 31.
 // CHECK-LABEL: func.func @per_axis_operands_double_round
 // CHECK: linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d1)>, affine_map<(d0, d1) -> (d0, d1)>]
 // CHECK: %[[S0:.*]] = arith.extsi %{{.*}} : i8 to i64
@@ -35,8 +48,6 @@ func.func @per_tensor_single_round(%x: tensor<4x8xi32>) -> tensor<4x8xi8> {
 // CHECK: arith.minsi %[[S1]], %{{.*}} : i64
 // CHECK: arith.cmpi sgt, %{{.*}}, %{{.*}} : i64
 // CHECK: arith.constant 1073741824 : i64
-// CHECK: arith.constant -4611686018427387904 : i64
-// CHECK: arith.constant 4611686018427387904 : i64
 func.func @per_axis_operands_double_round(%x: tensor<4x8xi32>, %m: tensor<8xi32>, %s: tensor<8xi8>) -> tensor<4x8xi8> {
   %r = quant.rescale %x multiplier(%m : tensor<8xi32>) shift(%s : tensor<8xi8>) per_axis(1) rounding(double_round) : tensor<4x8xi32> -> tensor<4x8xi8>
   func.return %r : tensor<4x8xi8>
@@ -57,10 +68,12 @@ func.func @unsigned_per_axis_0_wrap(%x: tensor<4x8xi8>) -> tensor<4x8xi16> {
   func.return %r : tensor<4x8xi16>
 }
 
-// tonearest: the threshold is one higher for a negative product.
+// tonearest: r = (2^s + sign(p)) >> 1, one less for a negative product.
 // CHECK-LABEL: func.func @tonearest
-// CHECK: %[[NEG:.*]] = arith.cmpi slt, %{{.*}}, %{{.*}} : i64
-// CHECK: arith.select %[[NEG]], %{{.*}}, %{{.*}} : i64
+// CHECK: %[[P:.*]] = arith.muli
+// CHECK: %[[SIGN:.*]] = arith.shrsi %[[P]], %{{.*}} : i64
+// CHECK: %[[R:.*]] = arith.addi %{{.*}}, %[[SIGN]] : i64
+// CHECK: arith.shrui %[[R]], %{{.*}} : i64
 func.func @tonearest(%x: tensor<16xi16>) -> tensor<16xui8> {
   %r = quant.rescale %x multiplier(16384 : i16) shift(14) rounding(tonearest) : tensor<16xi16> -> tensor<16xui8>
   func.return %r : tensor<16xui8>

@@ -131,7 +131,9 @@ def rescale(
         call.option("granularity", PerAxisAttr(a))
     call.operand("multiplier", m)
     call.operand("shift", s)
-    call.operand("in_zero_point", _zero_point(in_zero_point, "in_zero_point", storage, in_unsigned))
+    zi = _zero_point(in_zero_point, "in_zero_point", storage, in_unsigned)
+    if int(zi) != 0:  # a zero input zero point is left out: i32 input then takes the
+        call.operand("in_zero_point", zi)  # direct (p + r) >> s of lowering_rescale.py
     call.operand(
         "out_zero_point", _zero_point(out_zero_point, "out_zero_point", out_storage, out_unsigned)
     )
