@@ -44,3 +44,12 @@ def test_runtime_shift_outside_the_domain_is_clamped():
     got = _kernel((2, 8), 1, "single_round", out_type="i32")(x, m, s)
     want = rescale(x, m, np.clip(s, 0, 62), dtype=np.int32, axis=1)
     np.testing.assert_array_equal(got, want)
+
+
+def test_empty_per_axis_constant_tables():
+    text = """func.func @f(%x: tensor<0x8xi32>) -> tensor<0x8xi8> {
+  %r = quant.rescale %x multiplier(dense<> : tensor<0xi32>) shift(dense<> : tensor<0xi8>)
+         per_axis(0) : tensor<0x8xi32> -> tensor<0x8xi8>
+  func.return %r : tensor<0x8xi8>
+}"""
+    assert qopt.compile(text)(np.zeros((0, 8), np.int32)).shape == (0, 8)

@@ -165,7 +165,7 @@ def _read_param(
     if isinstance(operand, SSAValue):
         return _widen(g.body, g.input(operand, amap), unsigned=False), None
     values = _const_ints(op.properties[f"{name}_const"])
-    if len(set(values)) == 1 or isinstance(granularity, PerTensorAttr):
+    if len(set(values)) == 1 or (values and isinstance(granularity, PerTensorAttr)):
         return g.body.i64(values[0]), values
     table = e.dense(tensor_type(granularity.param_shape(shape), i64), values)
     return g.input(table, amap), values
@@ -200,7 +200,7 @@ def _value_bound(op: RescaleOp, in_zero_point: int | None) -> int:
 def _multiplier_bound(op: RescaleOp, multipliers: list[int] | None) -> int:
     """``max |m|``: of the constants, else of the multiplier's type."""
     if multipliers is not None:
-        return max(abs(m) for m in multipliers)
+        return max((abs(m) for m in multipliers), default=0)
     return 1 << (op.multiplier_width - 1)
 
 
