@@ -14,7 +14,13 @@ upstream's rules in qopt's words.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import AnyFloat, IntegerType, Signedness, TensorType
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    IntegerType,
+    Signedness,
+    TensorType,
+    UnrankedTensorType,
+)
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import IRDLOperation, irdl_op_definition, operand_def, result_def, traits_def
 from xdsl.traits import Pure
@@ -24,8 +30,8 @@ from qopt.qdialect.upstream_types import UPSTREAM_TYPES, QuantSpec, UniformQuant
 
 
 def element_of(t: Attribute) -> Attribute:
-    """The element type of a tensor, or the type itself (a scalar)."""
-    return t.element_type if isinstance(t, TensorType) else t
+    """The element type of a tensor (ranked or not), or the type itself (a scalar)."""
+    return t.element_type if isinstance(t, TensorType | UnrankedTensorType) else t
 
 
 def is_quantized(t: Attribute) -> bool:
@@ -33,7 +39,7 @@ def is_quantized(t: Attribute) -> bool:
 
 
 def _is_tensor(t: Attribute) -> bool:
-    return isinstance(t, TensorType) or type(t).__name__ == "UnrankedTensorType"
+    return isinstance(t, TensorType | UnrankedTensorType)
 
 
 def _shape_key(t: Attribute) -> object:
