@@ -47,3 +47,11 @@ func.func @unranked(%q: tensor<*x!quant.uniform<i8:f32, 0.5>>) {
   %0 = "stablehlo.uniform_dequantize"(%q) : (tensor<*x!quant.uniform<i8:f32, 0.5>>) -> tensor<*xf32>
   func.return
 }
+
+// -----
+
+func.func @signed_storage(%x: tensor<4xf32>) {
+  // CHECK: error: result: StableHLO's quantized storage is signless or unsigned, not si8
+  %0 = "stablehlo.uniform_quantize"(%x) : (tensor<4xf32>) -> tensor<4x!quant.uniform<si8:f32, 0.5>>
+  func.return
+}

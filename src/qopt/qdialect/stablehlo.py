@@ -38,6 +38,11 @@ def _check_uniform(t: Attribute, role: str) -> None:
         raise VerifyException(f"{role} must be a tensor of !quant.uniform, got {t}")
     if spec.layout == "sub_channel":
         raise VerifyException(f"{role}: StableHLO takes per-tensor or per-axis parameters only")
+    if spec.storage is not None and spec.storage.spelling.startswith("si"):
+        raise VerifyException(
+            f"{role}: StableHLO's quantized storage is signless or unsigned, not "
+            f"{spec.storage.spelling}"
+        )
     check_layout(spec, t)
 
 
