@@ -215,7 +215,7 @@ class QoptMain(xDSLOptMain):
         if previous is not None and not self.args.disable_verify:
             verify_module(module)
         if following is not None:
-            check_sizes(module, static=following.name == "lower-quant")
+            check_sizes(module)
 
     def run(self) -> None:
         filename = self.args.input_file or "-"

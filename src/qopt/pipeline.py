@@ -4,11 +4,11 @@ runs them all through :func:`load`, :func:`lower` and :func:`compile_lowered`.
 
 Before a stage that cannot take a module, the checks here give a located error that says
 what to do, rather than letting the stage fail inside. Codegen translates the lowered IR
-only (arith / math / linalg / tensor in ``func.func`` definitions of static shape);
-lower-quant handles static shapes only, and no pass takes tensors beyond MAX_ELEMENTS:
+only (arith / math / linalg / tensor in ``func.func`` definitions), and no pass takes
+tensors of static shape beyond MAX_ELEMENTS (dynamic ``?`` dimensions are checked by the
+kernel when it is called):
 
     model.mlir:3:8: error: quant.quantize must be lowered before -t llvm (add --lower-quant)
-    model.mlir:1:1: error: dynamic shapes are not supported yet: tensor<?x64xf32>
 """
 
 from __future__ import annotations
@@ -45,16 +45,13 @@ def _element_count(t: TensorType) -> int:
     return count
 
 
-def check_sizes(module: Operation, *, static: bool) -> None:
-    """Every tensor type in `module` has at most MAX_ELEMENTS elements and, if `static`,
-    a static shape (lower-quant and codegen take static shapes only, for now)."""
+def check_sizes(module: Operation) -> None:
+    """Every tensor type of static shape in `module` has at most MAX_ELEMENTS elements."""
     for op in module.walk():
         for t in _types_of(op):
             if not isinstance(t, TensorType):
                 continue
             if any(d < 0 for d in t.get_shape()):
-                if static:
-                    raise Diagnostic(locate_op(op), f"dynamic shapes are not supported yet: {t}")
                 continue
             if (count := _element_count(t)) > MAX_ELEMENTS:
                 raise Diagnostic(
@@ -86,7 +83,7 @@ def check_translatable(module: ModuleOp, target: str) -> None:
             raise Diagnostic(
                 locate_op(last or op), f"function @{name} does not end with func.return"
             )
-    check_sizes(module, static=True)
+    check_sizes(module)
 
 
 # --------------------------------------------------------------------------------------
@@ -108,7 +105,7 @@ def lower(module: ModuleOp, target: str = "cpu") -> ModuleOp:
     from qopt.passes.lower_quant import LowerQuantPass
 
     ConvertQuantTypesPass().apply(make_context(), module)
-    check_sizes(module, static=True)
+    check_sizes(module)
     LowerQuantPass().apply(make_context(), module)
     verify_module(module)
     check_translatable(module, target)

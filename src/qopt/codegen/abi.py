@@ -6,8 +6,11 @@ Per `func.func @f`:
     void f__phaseK(i8** data, i64** strides, i64 lo, i64 hi)     one per phase
     void f__serial(i8** data, i64** strides)                       every phase, whole range
 
-`data[i]` / `strides[i]` are the base pointer and element strides of buffer i, numbered
-arguments first, then results, then scratch (`KernelSpec.buffers`).
+`data[i]` / `strides[i]` are the base pointer of buffer i and its layout row: the element
+strides of its `rank` dimensions followed by its `rank` extents. Buffers are numbered
+arguments first, then results, then scratch (`KernelSpec.buffers`). The code reads the
+extents of the arguments' dynamic (`?`) dimensions from the rows (`extents.Sym`); the
+runtime evaluates every other shape from them once per argument shape (`KernelSpec.plan`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Literal
 import numpy as np
 from llvmlite import ir
 
+from qopt.codegen.extents import Extent, ShapeCheck, evaluate, is_static
+
 __all__ = [
     "I8",
     "I64",
@@ -28,6 +33,7 @@ __all__ = [
     "BufferSpec",
     "KernelSpec",
     "PhaseSpec",
+    "ShapePlan",
     "c_strides",
 ]
 
@@ -44,9 +50,13 @@ class BufferSpec:
 
     name: str
     kind: Literal["arg", "result", "scratch"]
-    shape: tuple[int, ...]
+    shape: tuple[Extent, ...]  # ints, or symbolic extents for `?` dimensions
     dtype: np.dtype
     element_type: str  # MLIR spelling: f32, i4, ui4, f8E4M3FN, ...
+
+    @property
+    def static(self) -> bool:
+        return all(is_static(n) for n in self.shape)
 
     @property
     def size(self) -> int:
@@ -55,7 +65,12 @@ class BufferSpec:
     @property
     def c_strides(self) -> tuple[int, ...]:
         """Element strides of the C-contiguous layout (results and scratch have it)."""
-        return c_strides(self.shape)
+        return c_strides(self.shape)  # type: ignore[arg-type]
+
+    def spelled(self) -> str:
+        """``f32[4, ?]``: the shape with `?` for dynamic dimensions."""
+        dims = ", ".join(str(n) if is_static(n) else "?" for n in self.shape)
+        return f"{self.element_type}[{dims}]"
 
 
 @dataclass(frozen=True)
@@ -63,9 +78,9 @@ class PhaseSpec:
     """A run of fused loop nests under one outer loop `[0, extent)` (design.md section 2)."""
 
     function: str  # LLVM symbol: void (ptr data, ptr strides, i64 lo, i64 hi)
-    extent: int  # range of the outer loop (1 for a 0-d nest)
+    extent: Extent  # range of the outer loop (1 for a 0-d nest)
     parallel: bool  # [lo, hi) chunks may run on different threads
-    work: int  # loop iterations of all fused nests together, for the threading threshold
+    work: Extent  # loop iterations of all fused nests together, for the threading threshold
     ops: tuple[str, ...]  # what was fused, e.g. ("linalg.generic", "copy")
     # block size of each block group (a statistic with its consumers) run tile by tile
     tiled: tuple[int, ...] = ()
@@ -81,11 +96,54 @@ class KernelSpec:
     results: tuple[BufferSpec, ...]
     scratch: tuple[BufferSpec, ...]
     phases: tuple[PhaseSpec, ...]
+    # what the argument shapes must meet that only a call can tell (dynamic extents)
+    checks: tuple[ShapeCheck, ...] = ()
 
     @property
     def buffers(self) -> tuple[BufferSpec, ...]:
         """In ABI order: arguments, results, scratch."""
         return self.args + self.results + self.scratch
+
+    @property
+    def static(self) -> bool:
+        """No `?` dimension anywhere: one shape plan serves every call."""
+        return all(b.static for b in self.buffers)
+
+    def plan(self, arg_shapes: Sequence[Sequence[int]]) -> ShapePlan:
+        """The shapes of every buffer and the extent and work of every phase for a call
+        with arguments of `arg_shapes`; a ValueError (naming the argument, or the op and
+        operand of a failed `ShapeCheck`) when the shapes do not fit the kernel."""
+        for k, (shape, buffer) in enumerate(zip(arg_shapes, self.args)):
+            if len(shape) != len(buffer.shape) or any(
+                is_static(n) and n != m for n, m in zip(buffer.shape, shape)
+            ):
+                raise ValueError(
+                    f"@{self.name}: argument {k} ({buffer.name!r}) must have shape "
+                    f"{buffer.spelled()}, got {tuple(shape)}"
+                )
+        for check in self.checks:
+            if (reason := check.failure(arg_shapes)) is not None:
+                raise ValueError(f"@{self.name}: {reason}")
+        shapes = [tuple(shape) for shape in arg_shapes]
+        for buffer in self.results + self.scratch:
+            shape = tuple(evaluate(n, arg_shapes) for n in buffer.shape)
+            if any(n < 0 for n in shape):
+                raise ValueError(f"@{self.name}: {buffer.name} would have shape {shape}")
+            shapes.append(shape)
+        return ShapePlan(
+            tuple(shapes),
+            tuple(evaluate(p.extent, arg_shapes) for p in self.phases),
+            tuple(evaluate(p.work, arg_shapes) for p in self.phases),
+        )
+
+
+@dataclass(frozen=True)
+class ShapePlan:
+    """`KernelSpec.plan` for one set of argument shapes: concrete shapes and extents."""
+
+    shapes: tuple[tuple[int, ...], ...]  # every buffer, in ABI order
+    extents: tuple[int, ...]  # per phase
+    work: tuple[int, ...]  # per phase
 
 
 def c_strides(shape: Sequence[int]) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ from xdsl.ir.affine import (
     AffineExpr,
 )
 
-from qopt.codegen.abi import I64
+I64 = ir.IntType(64)  # indices, strides, extents (the kernel ABI's i64)
 
 __all__ = [
     "block_of",

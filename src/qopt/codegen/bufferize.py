@@ -7,6 +7,12 @@ it turns into is returned), an `outs` value that is still needed afterwards or i
 writable (argument, constant) is first copied into a fresh buffer, and dense
 `arith.constant` tensors become `ConstantBuffer`s (LLVM globals once emitted).
 
+Dynamic (`?`) dimensions have symbolic extents (`extents.Extent`): an argument's are its
+own `Sym`s, a `tensor.empty`'s come from its size operands, computed at function level by
+`tensor.dim` and `arith` ops on `index` (constant, addi, subi, muli, divui, floordivsi,
+ceildivui, ceildivsi, minui, maxui, minsi, maxsi). Whatever the loop extents leave open
+is collected as `ShapeCheck`s that the runtime evaluates per argument shape.
+
 Everything here is plain data: the result (`FunctionPlan`) holds no LLVM object, so the
 schedule built on it can be checked without creating an LLVM module.
 """
@@ -16,24 +22,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from xdsl.dialects import arith, func, tensor
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
+    IndexType,
     IntegerAttr,
     TensorType,
 )
 from xdsl.dialects.linalg.attrs import IteratorType
 from xdsl.dialects.linalg.ops import GenericOp
 from xdsl.ir import Block, Operation, SSAValue
-from xdsl.ir.affine import AffineMap
+from xdsl.ir.affine import AffineDimExpr, AffineMap
 
 from qopt.codegen.abi import BufferSpec, c_strides
 from qopt.codegen.affine import expr_range, is_dim, unsupported_expr
 from qopt.codegen.errors import TranslationError
+from qopt.codegen.extents import Extent, ShapeCheck, Sym, is_static, product
+from qopt.codegen.extents import op as extent_op
 from qopt.codegen.scalar_ops import check_body
 from qopt.codegen.types import ElementType, constant_bits, element_type, tensor_type
+from qopt.ir.diagnostics import locate_op
 
 __all__ = [
     "Access",
@@ -65,7 +74,7 @@ class Access:
     storage: Storage
     map: AffineMap
     element: ElementType
-    shape: tuple[int, ...]
+    shape: tuple[Extent, ...]
 
     def row_local(self) -> bool:
         """Index 0 is exactly `d0` and `d0` appears nowhere else."""
@@ -82,7 +91,7 @@ class Nest:
     """A `linalg.generic` (or a copy the bufferization needs) as a loop nest on buffers."""
 
     origin: Operation
-    extents: tuple[int, ...]
+    extents: tuple[Extent, ...]
     reductions: tuple[bool, ...]  # per dimension: is it a reduction dimension
     inputs: tuple[Access, ...]
     outputs: tuple[Access, ...]
@@ -103,8 +112,8 @@ class Nest:
         return "copy" if self.block is None else self.origin.name
 
     @property
-    def work(self) -> int:
-        return int(np.prod(self.extents, dtype=np.int64))
+    def work(self) -> Extent:
+        return product(self.extents)
 
     def splittable(self) -> bool:
         """Chunks of dimension 0 write disjoint elements, so they may run concurrently."""
@@ -137,6 +146,23 @@ class FunctionPlan:
     nests: list[Nest]
     scalars: dict[SSAValue, arith.ConstantOp]  # function-level scalar constants
     constants: list[ConstantBuffer]  # dense constant tensors, in order of definition
+    checks: list[ShapeCheck] = field(default_factory=list[ShapeCheck])
+
+
+# function-level integer ops on `index` values (extents) -> their `extents.ExtentOp` kind
+_INDEX_OPS: dict[type[Operation], str] = {
+    arith.AddiOp: "add",
+    arith.SubiOp: "sub",
+    arith.MuliOp: "mul",
+    arith.DivUIOp: "floordiv",
+    arith.FloorDivSIOp: "floordiv",
+    arith.CeilDivUIOp: "ceildiv",
+    arith.CeilDivSIOp: "ceildiv",
+    arith.MinUIOp: "min",
+    arith.MaxUIOp: "max",
+    arith.MinSIOp: "min",
+    arith.MaxSIOp: "max",
+}
 
 
 class Bufferizer:
@@ -152,6 +178,9 @@ class Bufferizer:
         self.scalars: dict[SSAValue, arith.ConstantOp] = {}
         self.constants: list[ConstantBuffer] = []
         self.empties: set[SSAValue] = set()
+        self.shapes: dict[SSAValue, tuple[Extent, ...]] = {}  # of every tensor value
+        self.indices: dict[SSAValue, Extent] = {}  # function-level `index` values
+        self.checks: list[ShapeCheck] = []
         self.last_use = self._last_uses()
         self.returned = self._returned_positions()
         self.unclaimed_results: set[int] = set()
@@ -197,11 +226,11 @@ class Bufferizer:
 
     # -- buffers ------------------------------------------------------------------------
 
-    def _add_buffer(self, name: str, kind: str, type_: TensorType, op: Operation) -> int:
+    def _add_buffer(
+        self, name: str, kind: str, type_: TensorType, op: Operation, shape: tuple[Extent, ...]
+    ) -> int:
         element = element_type(type_.get_element_type(), op)
-        self.buffers.append(
-            BufferSpec(name, kind, tuple(type_.get_shape()), element.dtype, element.name)  # type: ignore[arg-type]
-        )
+        self.buffers.append(BufferSpec(name, kind, shape, element.dtype, element.name))  # type: ignore[arg-type]
         return len(self.buffers) - 1
 
     def _destination(self, value: SSAValue, op: Operation) -> int:
@@ -218,7 +247,13 @@ class Bufferizer:
             "scratch",
             tensor_type(value.type, op, "a scratch tensor"),
             op,
+            self._shape(value, op),
         )
+
+    def _shape(self, value: SSAValue, op: Operation) -> tuple[Extent, ...]:
+        if value not in self.shapes:
+            raise TranslationError(f"operand {value.name_hint or ''} is not a tensor buffer", op)
+        return self.shapes[value]
 
     def _read_storage(self, value: SSAValue, op: Operation) -> Storage:
         if value in self.empties:  # reading an empty tensor: any contents will do
@@ -231,7 +266,7 @@ class Bufferizer:
     def _access(self, value: SSAValue, storage: Storage, amap: AffineMap, op: Operation) -> Access:
         type_ = tensor_type(value.type, op, "a linalg.generic operand")
         return Access(
-            storage, amap, element_type(type_.get_element_type(), op), tuple(type_.get_shape())
+            storage, amap, element_type(type_.get_element_type(), op), self._shape(value, op)
         )
 
     def _value_access(self, value: SSAValue, op: Operation) -> Access:
@@ -244,29 +279,120 @@ class Bufferizer:
         fn = self.fn
         for k, (arg, type_) in enumerate(zip(fn.args, fn.function_type.inputs.data)):
             arg_type = tensor_type(type_, fn, f"argument {k}")
-            self.storage[arg] = self._add_buffer(arg.name_hint or f"arg{k}", "arg", arg_type, fn)
-        for k, type_ in enumerate(fn.function_type.outputs.data):
-            self._add_buffer(f"result{k}", "result", tensor_type(type_, fn, f"result {k}"), fn)
+            shape = tuple(n if n >= 0 else Sym(k, j) for j, n in enumerate(arg_type.get_shape()))
+            self.shapes[arg] = shape
+            name = arg.name_hint or f"arg{k}"
+            self.storage[arg] = self._add_buffer(name, "arg", arg_type, fn, shape)
+        results = self._result_shapes()
+        for k, (type_, shape) in enumerate(zip(fn.function_type.outputs.data, results)):
+            type_ = tensor_type(type_, fn, f"result {k}")
+            shape = self._declared_shape(k, type_, shape)
+            self._add_buffer(f"result{k}", "result", type_, fn, shape)
             self.unclaimed_results.add(k)
         for index, op in enumerate(self.ops):
             self._plan_op(op, index)
-        return FunctionPlan(self.name, self.buffers, self.nests, self.scalars, self.constants)
+        return FunctionPlan(
+            self.name, self.buffers, self.nests, self.scalars, self.constants, self.checks
+        )
+
+    def _declared_shape(
+        self, k: int, type_: TensorType, shape: tuple[Extent, ...]
+    ) -> tuple[Extent, ...]:
+        """Result `k`'s shape: the returned value's, where the function type says `?`;
+        a static size in the type is checked against it at run time."""
+        declared = []
+        for j, (n, extent) in enumerate(zip(type_.get_shape(), shape)):
+            if n >= 0 and extent != n:
+                what = f"{locate_op(self.fn)}: result {k} dim {j}"
+                self.checks.append(ShapeCheck("equal", extent, n, what))
+            declared.append(n if n >= 0 else extent)
+        return tuple(declared) if len(shape) == len(declared) else tuple(type_.get_shape())
+
+    def _result_shapes(self) -> list[tuple[Extent, ...]]:
+        """The shape of each returned value, from a first walk of the function-level
+        shape computations (a result buffer exists before the op that writes it)."""
+        probe = Bufferizer.__new__(Bufferizer)
+        probe.shapes, probe.indices = dict(self.shapes), {}
+        for op in self.ops:
+            probe._shape_op(op)
+        ret = self.ops[-1]
+        return [probe.shapes.get(v, ()) for v in ret.operands]
+
+    def _shape_op(self, op: Operation) -> None:
+        """Record the shapes / index values `op` defines at function level."""
+        match op:
+            case tensor.EmptyOp():
+                self.shapes[op.tensor] = self._empty_shape(op)
+            case tensor.DimOp():
+                self._plan_dim(op)
+            case arith.ConstantOp() if isinstance(op.value, IntegerAttr) and isinstance(
+                op.result.type, IndexType
+            ):
+                self.indices[op.result] = op.value.value.data
+            case arith.ConstantOp() if isinstance(op.result.type, TensorType):
+                self.shapes[op.result] = tuple(op.result.type.get_shape())
+            case GenericOp():
+                for out, result in zip(op.outputs, op.results):
+                    if out in self.shapes:
+                        self.shapes[result] = self.shapes[out]
+            case _ if type(op) in _INDEX_OPS:
+                lhs, rhs = (self._index(v, op) for v in op.operands)
+                self.indices[op.results[0]] = extent_op(_INDEX_OPS[type(op)], lhs, rhs)
+
+    def _index(self, value: SSAValue, op: Operation) -> Extent:
+        if value not in self.indices:
+            raise TranslationError(
+                "a tensor size must be computed at function level from tensor.dim and "
+                "index constants",
+                op,
+            )
+        return self.indices[value]
+
+    def _empty_shape(self, op: tensor.EmptyOp) -> tuple[Extent, ...]:
+        type_ = tensor_type(op.tensor.type, op, "tensor.empty")
+        sizes = iter(op.dynamic_sizes)
+        shape = []
+        for n in type_.get_shape():
+            if n >= 0:
+                shape.append(n)
+                continue
+            size = next(sizes, None)
+            if size is None:
+                raise TranslationError("tensor.empty needs one size per dynamic dimension", op)
+            shape.append(self._index(size, op))
+        return tuple(shape)
+
+    def _plan_dim(self, op: tensor.DimOp) -> None:
+        index = self._index(op.index, op)
+        shape = self.shapes.get(op.source)
+        if not isinstance(index, int) or shape is None or not 0 <= index < len(shape):
+            raise TranslationError(
+                "tensor.dim needs a tensor and a constant dimension in its rank", op
+            )
+        self.indices[op.result] = shape[index]
 
     def _plan_op(self, op: Operation, index: int) -> None:
         match op:
             case tensor.EmptyOp():
-                tensor_type(op.tensor.type, op, "tensor.empty")
+                self._shape_op(op)
                 self.empties.add(op.tensor)
             case arith.ConstantOp():
+                self._shape_op(op)
                 self._plan_constant(op)
             case GenericOp():
+                self._shape_op(op)
                 self._plan_generic(op, index)
             case func.ReturnOp():
                 self._plan_return(op)
+            case tensor.DimOp():
+                self._shape_op(op)
+            case _ if type(op) in _INDEX_OPS:
+                self._shape_op(op)
             case _:
                 raise TranslationError(
                     f"unsupported op '{op.name}' at function level (expected tensor.empty, "
-                    "arith.constant, linalg.generic, func.return)",
+                    "tensor.dim, arith.constant, index arithmetic, linalg.generic, "
+                    "func.return)",
                     op,
                 )
 
@@ -277,7 +403,7 @@ class Bufferizer:
             return
         if not isinstance(op.value, DenseIntOrFPElementsAttr):
             raise TranslationError(f"unsupported constant attribute {op.value}", op)
-        type_ = tensor_type(op.result.type, op, "a dense constant")
+        type_ = tensor_type(op.result.type, op, "a dense constant", static=True)
         element = element_type(type_.get_element_type(), op)
         constant = _dense_constant(op.value, element, type_)
         self.constants.append(constant)
@@ -301,8 +427,9 @@ class Bufferizer:
         reductions = tuple(it.data == IteratorType.REDUCTION for it in op.iterator_types.data)
         operands = list(op.inputs) + list(op.outputs)
         _check_maps(op, maps, operands, len(reductions))
-        extents = _loop_extents(op, maps, operands, len(reductions))
-        _check_bounds(op, maps, operands, extents)
+        shapes = [self._shape(v, op) for v in operands]
+        extents = _loop_extents(op, maps, shapes, len(reductions))
+        self.checks += _check_bounds(op, maps, shapes, extents)
 
         block = op.body.block
         check_body(block, self.scalars, set(self.storage) | self.empties)
@@ -351,46 +478,66 @@ def _check_maps(op: Operation, maps: list[AffineMap], operands: list[SSAValue], 
 
 
 def _loop_extents(
-    op: Operation, maps: list[AffineMap], operands: list[SSAValue], rank: int
-) -> tuple[int, ...]:
-    """Extent of each dK: the first operand dimension whose map result is exactly dK."""
+    op: Operation, maps: list[AffineMap], shapes: list[tuple[Extent, ...]], rank: int
+) -> tuple[Extent, ...]:
+    """Extent of each dK: the first operand dimension whose map result is exactly dK
+    (a static one if there is one)."""
     extents = []
     for k in range(rank):
-        found = next(
-            (
-                value.type.get_shape()[j]
-                for amap, value in zip(maps, operands)
-                for j, expr in enumerate(amap.results)
-                if is_dim(expr, k)
-            ),
-            None,
-        )
-        if found is None:
+        found = [
+            shape[j]
+            for amap, shape in zip(maps, shapes)
+            for j, expr in enumerate(amap.results)
+            if is_dim(expr, k)
+        ]
+        if not found:
             raise TranslationError(f"no operand dimension is indexed by exactly d{k}", op)
-        extents.append(found)
+        extents.append(next((n for n in found if is_static(n)), found[0]))
     return tuple(extents)
 
 
 def _check_bounds(
-    op: Operation, maps: list[AffineMap], operands: list[SSAValue], extents: Sequence[int]
-) -> None:
-    if 0 in extents:
-        return
-    for k, (amap, value) in enumerate(zip(maps, operands)):
-        for j, (expr, size) in enumerate(zip(amap.results, value.type.get_shape())):
-            lo, hi = expr_range(expr, extents)
-            if lo < 0 or hi >= size:
+    op: Operation,
+    maps: list[AffineMap],
+    shapes: list[tuple[Extent, ...]],
+    extents: Sequence[Extent],
+) -> list[ShapeCheck]:
+    """Every access in bounds over the loop box: proved here when the extents involved
+    are static, else the `ShapeCheck`s a call must pass (with, for dynamic extents, that
+    every operand dimension indexed by exactly dK has dK's extent)."""
+    checks: list[ShapeCheck] = []
+    static_box = all(is_static(n) for n in extents)
+    if static_box and 0 in extents:
+        return checks
+    where = f"{locate_op(op)}: {op.name}"
+    for k, (amap, shape) in enumerate(zip(maps, shapes)):
+        for j, (expr, size) in enumerate(zip(amap.results, shape)):
+            what = f"{where} operand {k} dim {j}"
+            if isinstance(expr, AffineDimExpr):
+                extent = extents[expr.position]
+                if not (is_static(extent) and is_static(size)):
+                    if extent != size:
+                        checks.append(ShapeCheck("equal", size, extent, what))
+                    continue
+            if not (static_box and is_static(size)):
+                checks.append(
+                    ShapeCheck("bounds", 0, size, what, index=expr, extents=tuple(extents))
+                )
+                continue
+            lo, hi = expr_range(expr, extents)  # type: ignore[arg-type]
+            if lo < 0 or hi >= size:  # type: ignore[operator]
                 raise TranslationError(
                     f"operand {k} index {j} ({expr}) ranges over [{lo}, {hi}] "
                     f"outside [0, {size}) for loop extents {tuple(extents)}",
                     op,
                 )
+    return checks
 
 
 def _dense_constant(
     attr: DenseIntOrFPElementsAttr, element: ElementType, type_: TensorType
 ) -> ConstantBuffer:
-    shape = tuple(type_.get_shape())
+    shape: tuple[int, ...] = tuple(type_.get_shape())
     data = constant_bits(attr.get_values(), element).tobytes()
     size = element.dtype.itemsize
     splat = len(data) > size and data == data[:size] * (len(data) // size)

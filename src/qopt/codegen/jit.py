@@ -17,6 +17,11 @@ implements the runtime half of the kernel ABI of docs/design.md section 2:
 * arguments are checked against the `KernelSpec` (dtype -> TypeError, shape -> ValueError,
   both naming the argument); strided and negative-stride views are passed as they are,
   with element strides = byte strides // itemsize;
+* a kernel with dynamic (`?`) dimensions takes any shapes that fit: the first call with
+  new argument shapes evaluates `KernelSpec.plan` (the shape checks, the result, scratch
+  and phase extents, a ValueError when they do not fit) and keeps it per shapes, so a
+  later call with the same shapes costs a dict lookup; the extents travel in the layout
+  rows next to the strides (abi.py);
 * results (unless `out=` is given) and scratch buffers are fresh C-contiguous arrays;
 * the `data` / `strides` pointer arrays are preallocated per kernel and thread, so a warm
   call only writes a few pointers (small kernels are dominated by this overhead);
@@ -40,7 +45,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from qopt.codegen import cache
-from qopt.codegen.abi import BufferSpec, KernelSpec
+from qopt.codegen.abi import BufferSpec, KernelSpec, ShapePlan, c_strides
 from qopt.codegen.stages import LLVMStage, optimized_module, to_llvm
 from qopt.codegen.target import TargetConfig, create_target_machine, host_config
 
@@ -59,6 +64,12 @@ DEFAULT_PARALLEL_THRESHOLD = 1 << 18  # loop iterations; below this threads cost
 
 _PHASE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _SERIAL_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+
+@dataclass(frozen=True)
+class _PhaseCall:
+    function: _PHASE_FN  # type: ignore[valid-type]
+    chunks: tuple[tuple[int, int], ...]
 
 
 def _num_threads() -> int:
@@ -132,26 +143,41 @@ class _Engine:
 
 
 class _Frame:
-    """The preallocated `data` and `strides` arrays of one kernel for one thread."""
+    """The preallocated `data` and `strides` arrays of one kernel for one thread: per
+    buffer a layout row of its strides, then its extents (abi.py)."""
 
-    def __init__(self, buffers: Sequence[BufferSpec]) -> None:
+    def __init__(self, buffers: Sequence[BufferSpec], nargs: int) -> None:
         n = max(len(buffers), 1)
+        self.nargs = nargs
         self.data = (ctypes.c_void_p * n)()
         self.strides = (ctypes.c_void_p * n)()
-        self.stride_rows = [(ctypes.c_int64 * max(len(b.shape), 1))() for b in buffers]
-        for k, (buffer, row) in enumerate(zip(buffers, self.stride_rows)):
+        self.stride_rows = [(ctypes.c_int64 * max(2 * len(b.shape), 1))() for b in buffers]
+        for k, row in enumerate(self.stride_rows):
             self.strides[k] = ctypes.addressof(row)
-            if buffer.kind != "arg":  # results and scratch are C-contiguous
-                row[: len(buffer.shape)] = buffer.c_strides
         self.arg_byte_strides: list[tuple[int, ...] | None] = [None] * len(buffers)
+        self.shapes: tuple[tuple[int, ...], ...] | None = None
         self.data_address = ctypes.addressof(self.data)
         self.strides_address = ctypes.addressof(self.strides)
 
+    def set_shapes(self, shapes: tuple[tuple[int, ...], ...]) -> None:
+        """Write the extents of every buffer and the C strides of results and scratch."""
+        for k, (shape, row) in enumerate(zip(shapes, self.stride_rows)):
+            rank = len(shape)
+            row[rank : 2 * rank] = shape
+            if k >= self.nargs:  # results and scratch are C-contiguous
+                row[:rank] = c_strides(shape)
+        self.shapes = shapes
+
 
 @dataclass(frozen=True)
-class _PhaseCall:
-    function: _PHASE_FN  # type: ignore[valid-type]
-    chunks: tuple[tuple[int, int], ...]
+class _CallPlan:
+    """What a call with one set of argument shapes runs: shapes, and the phase calls."""
+
+    shapes: ShapePlan
+    results: tuple[tuple[int, ...], ...]
+    scratch: tuple[tuple[int, ...], ...]
+    chunks: tuple[tuple[tuple[int, int], ...], ...]
+    phases: list[_PhaseCall] | None  # None: one call of the serial entry
 
 
 class Kernel:
@@ -168,6 +194,8 @@ class Kernel:
         self._local = threading.local()
         self._threshold = int(os.environ.get(THRESHOLD_ENV, DEFAULT_PARALLEL_THRESHOLD))
         self._threads = _num_threads()
+        self._static = spec.static
+        self._plans: dict[tuple[tuple[int, ...], ...], _CallPlan] = {}
         self._replan()
 
     @property
@@ -196,23 +224,50 @@ class Kernel:
 
     @property
     def chunks(self) -> tuple[tuple[tuple[int, int], ...], ...]:
-        """Per phase, the `[lo, hi)` ranges one call runs it in."""
-        return self._chunks
+        """Per phase, the `[lo, hi)` ranges one call runs it in (of the last call's
+        shapes, for a kernel with dynamic dimensions)."""
+        return self._last.chunks
 
     def _replan(self) -> None:
-        self._chunks = tuple(
-            _chunks(p.extent, self._threads)
-            if p.parallel and p.work >= self._threshold and self._threads > 1
-            else ((0, p.extent),)
-            for p in self.spec.phases
+        """Forget the call plans (the threading settings changed)."""
+        self._plans.clear()
+        if self._static:
+            self._last = self._call_plan(tuple(b.shape for b in self._args))  # type: ignore[misc]
+        else:
+            self._last = _CallPlan(ShapePlan((), (), ()), (), (), (), None)
+
+    def _call_plan(self, shapes: tuple[tuple[int, ...], ...]) -> _CallPlan:
+        """The plan of a call with arguments of `shapes` (ValueError when they do not fit)."""
+        plan = self._plans.get(shapes)
+        if plan is not None:
+            return plan
+        spec = self.spec
+        shape_plan = spec.plan(shapes)
+        chunks = tuple(
+            _chunks(extent, self._threads)
+            if p.parallel and work >= self._threshold and self._threads > 1
+            else ((0, extent),)
+            for p, extent, work in zip(spec.phases, shape_plan.extents, shape_plan.work)
         )
-        plan = [_PhaseCall(fn, c) for fn, c in zip(self._phases, self._chunks)]
-        # None: nothing to split, one call of the serial entry runs every phase.
-        self._plan = plan if any(len(c) > 1 for c in self._chunks) else None
+        calls = [_PhaseCall(fn, c) for fn, c in zip(self._phases, chunks)]
+        nres = len(spec.results)
+        own = shape_plan.shapes[self._nargs :]
+        plan = _CallPlan(
+            shape_plan,
+            own[:nres],
+            own[nres:],
+            chunks,
+            # None: nothing to split, one call of the serial entry runs every phase.
+            calls if any(len(c) > 1 for c in chunks) else None,
+        )
+        if len(self._plans) >= 4096:  # bounded: a stream of shapes must not grow it
+            self._plans.clear()
+        self._plans[shapes] = plan
+        return plan
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{b.name}: {b.element_type}{list(b.shape)}" for b in self._args)
-        results = ", ".join(f"{b.element_type}{list(b.shape)}" for b in self.spec.results)
+        args = ", ".join(f"{b.name}: {b.spelled()}" for b in self._args)
+        results = ", ".join(b.spelled() for b in self.spec.results)
         return f"<Kernel @{self.name}({args}) -> ({results})>"
 
     # -- calling ------------------------------------------------------------------------
@@ -227,18 +282,25 @@ class Kernel:
         # Every array whose address is handed over stays referenced until the call returns
         # (numpy scalars become 0-d arrays here, misaligned inputs aligned copies).
         arrays = [self._bind_arg(frame, k, array) for k, array in enumerate(inputs)]
-        outputs = self._outputs_for(out, arrays)
+        if self._static:
+            plan = self._last
+        else:
+            plan = self._call_plan(tuple(a.shape for a in arrays))
+            self._last = plan
+        if frame.shapes is not plan.shapes.shapes:
+            frame.set_shapes(plan.shapes.shapes)
+        outputs = self._outputs_for(out, arrays, plan)
         data = frame.data
         for k, array in enumerate(outputs, self._nargs):
             data[k] = array.ctypes.data
-        self._run(frame)
+        self._run(frame, plan)
         results = outputs[: len(self.spec.results)]
         return results[0] if len(results) == 1 else tuple(results)
 
     def _frame(self) -> _Frame:
         frame = getattr(self._local, "frame", None)
         if frame is None:
-            frame = self._local.frame = _Frame(self.spec.buffers)
+            frame = self._local.frame = _Frame(self.spec.buffers, self._nargs)
         return frame
 
     def _bind_arg(self, frame: _Frame, k: int, array: object) -> np.ndarray:
@@ -267,7 +329,7 @@ class Kernel:
                 f"@{self.name}: argument {k} ({spec.name!r}) must have dtype {spec.dtype}, "
                 f"got {array.dtype}"
             )
-        if array.shape != spec.shape:
+        if self._static and array.shape != spec.shape:
             raise ValueError(
                 f"@{self.name}: argument {k} ({spec.name!r}) must have shape {spec.shape}, "
                 f"got {array.shape}"
@@ -287,35 +349,42 @@ class Kernel:
         frame.arg_byte_strides[k] = array.strides
         return array
 
-    def _outputs_for(self, out: object, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        scratch = [np.empty(b.shape, b.dtype) for b in self.spec.scratch]
+    def _outputs_for(
+        self, out: object, inputs: Sequence[np.ndarray], plan: _CallPlan
+    ) -> list[np.ndarray]:
+        scratch = [np.empty(n, b.dtype) for n, b in zip(plan.scratch, self.spec.scratch)]
         if out is None:
-            return [np.empty(b.shape, b.dtype) for b in self.spec.results] + scratch
+            return [np.empty(n, b.dtype) for n, b in zip(plan.results, self.spec.results)] + scratch
         given = [out] if isinstance(out, np.ndarray) else list(out)  # type: ignore[arg-type]
         if len(given) != len(self.spec.results):
             raise ValueError(
                 f"@{self.name}: out must hold {len(self.spec.results)} arrays, got {len(given)}"
             )
-        for k, (array, spec) in enumerate(zip(given, self.spec.results)):
-            self._check_out(k, array, spec, [*inputs, *given[:k]])
+        for k, (array, spec, shape) in enumerate(zip(given, self.spec.results, plan.results)):
+            self._check_out(k, array, spec, shape, [*inputs, *given[:k]])
         return given + scratch
 
     def _check_out(
-        self, k: int, array: object, spec: BufferSpec, others: Sequence[np.ndarray]
+        self,
+        k: int,
+        array: object,
+        spec: BufferSpec,
+        shape: tuple[int, ...],
+        others: Sequence[np.ndarray],
     ) -> None:
         what = f"@{self.name}: out[{k}] ({spec.name!r})"
         if not isinstance(array, np.ndarray) or array.dtype != spec.dtype:
             raise TypeError(f"{what} must be a numpy array of dtype {spec.dtype}")
-        if array.shape != spec.shape:
-            raise ValueError(f"{what} must have shape {spec.shape}, got {array.shape}")
+        if array.shape != shape:
+            raise ValueError(f"{what} must have shape {shape}, got {array.shape}")
         if not (array.flags.c_contiguous and array.flags.writeable):
             raise ValueError(f"{what} must be C-contiguous and writeable")
         if any(np.may_share_memory(array, other) for other in others):
             raise ValueError(f"{what} must not overlap an input or another output")
 
-    def _run(self, frame: _Frame) -> None:
+    def _run(self, frame: _Frame, call_plan: _CallPlan) -> None:
         data, strides = frame.data_address, frame.strides_address
-        plan = self._plan
+        plan = call_plan.phases
         if plan is None:
             self._serial(data, strides)
             return

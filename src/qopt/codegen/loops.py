@@ -24,12 +24,20 @@ from xdsl.ir.affine import (
 from qopt.codegen.abi import I64, PHASE_FN_TYPE, PTR
 from qopt.codegen.affine import const, emit_expr, floor_div, is_dim, moves
 from qopt.codegen.bufferize import Access, ConstantBuffer, Nest
+from qopt.codegen.extents import Extent, Sym, emit_extent, symbols
 from qopt.codegen.mapping import LoopMapping
 from qopt.codegen.scalar_ops import emit_body, intrinsic
 from qopt.codegen.schedule import BLOCKS_PER_TILE, BlockGroup, Phase, Schedule, reduction_block
 from qopt.codegen.types import load_element, storage_value, store_element
 
-__all__ = ["VECTOR_STEP", "PhaseEmitter"]
+__all__ = ["VECTOR_STEP", "PhaseEmitter", "load_sym"]
+
+
+def load_sym(b: ir.IRBuilder, strides: ir.Value, sym: Sym, rank: int) -> ir.Value:
+    """The extent `sym` from the ABI's layout rows: argument `sym.arg`'s row holds its
+    `rank` strides, then its `rank` extents (abi.py)."""
+    row = b.load(b.gep(strides, [const(sym.arg)], source_etype=PTR), typ=PTR)
+    return b.load(b.gep(row, [const(rank + sym.dim)], source_etype=I64), typ=I64)
 
 
 class _LoopID(ir.values.MDValue):
@@ -126,6 +134,12 @@ class PhaseEmitter:
             }
         )
         self.used = {buffer: len(schedule.buffers[buffer].shape) for buffer in used}
+        # the dynamic argument dimensions the loop bounds depend on (loop-nest parameters)
+        self.syms = sorted(
+            {s for n in self.members for e in n.extents for s in symbols(e)},
+            key=lambda s: (s.arg, s.dim),
+        )
+        self.ranks = {k: len(b.shape) for k, b in enumerate(schedule.buffers)}
 
     def emit(self) -> ir.Function:
         """The phase's ABI entry ``void name(ptr data, ptr strides, i64 lo, i64 hi)``."""
@@ -154,13 +168,15 @@ class PhaseEmitter:
             params += [
                 b.load(b.gep(row, [const(k)], source_etype=I64), typ=I64) for k in range(rank)
             ]
+        params += [load_sym(b, strides, sym, self.ranks[sym.arg]) for sym in self.syms]
         return params
 
     # -- function and parameters --------------------------------------------------------
 
     def _body_function(self) -> ir.Function:
         nstrides = sum(self.used.values())
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.used) + [I64] * (nstrides + 2))
+        nints = nstrides + len(self.syms) + 2
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.used) + [I64] * nints)
         fn = ir.Function(self.module, fnty, f"{self.name}.loops")
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
@@ -174,7 +190,9 @@ class PhaseEmitter:
             self.bases[buffer] = arg
         for buffer, rank in self.used.items():
             self.strides[buffer] = [next(params) for _ in range(rank)]
+        self.sym_values = {sym: next(params) for sym in self.syms}
         lo, hi = next(params), next(params)
+        self.extent_values: dict[Extent, ir.Value] = {}
         self.known: dict[AffineExpr, ir.Value] = {}
         self.streaming = False  # whether a streaming store was emitted
         self._nontemporal_md: ir.MDValue | None = None
@@ -217,16 +235,16 @@ class PhaseEmitter:
         if dim < group.rank - 1:
             self._loop(
                 const(0),
-                const(group.nests[0].extents[dim]),
+                self._extent(group.nests[0].extents[dim]),
                 f"d{dim}",
                 lambda iv: self._emit_block_group(group, [*outer, iv]),
             )
             return
         b, tile = self.b, group.tile
 
-        def run(t: ir.Value, start: ir.Value, end: ir.Value, blocks: int) -> None:
+        def run(t: ir.Value, start: ir.Value, end: ir.Value, blocks: ir.Value) -> None:
             first_block = b.mul(t, const(BLOCKS_PER_TILE), flags=["nsw"])
-            end_block = b.add(first_block, const(blocks), flags=["nsw"])
+            end_block = b.add(first_block, blocks, flags=["nsw"])
             for nest, per_block in zip(group.nests, group.per_block):
                 if per_block:
                     self._emit_innermost([nest], outer, first_block, end_block)
@@ -237,22 +255,37 @@ class PhaseEmitter:
 
         def full(t: ir.Value) -> None:
             start = b.mul(t, const(tile), flags=["nsw"])
-            run(t, start, b.add(start, const(tile), flags=["nsw"]), BLOCKS_PER_TILE)
+            run(t, start, b.add(start, const(tile), flags=["nsw"]), const(BLOCKS_PER_TILE))
 
-        full_tiles, rest = divmod(group.extent, tile)
-        self._loop(const(0), const(full_tiles), f"d{dim}.tile", full)
-        if rest:
-            start = full_tiles * tile
-            run(const(full_tiles), const(start), const(group.extent), -(-rest // group.size))
+        if isinstance(group.extent, int):
+            full_tiles, rest = divmod(group.extent, tile)
+            self._loop(const(0), const(full_tiles), f"d{dim}.tile", full)
+            if rest:
+                start = full_tiles * tile
+                blocks = const(-(-rest // group.size))
+                run(const(full_tiles), const(start), const(group.extent), blocks)
+            return
+        # a dynamic extent: the same, with the tail's size known at run time
+        extent = self._extent(group.extent)
+        tiles = b.sdiv(extent, const(tile))
+        self._loop(const(0), tiles, f"d{dim}.tile", full)
+        start = b.mul(tiles, const(tile), flags=["nsw"])
+
+        def tail() -> None:
+            rest = b.sub(extent, start, flags=["nsw"])
+            blocks = b.sdiv(b.add(rest, const(group.size - 1)), const(group.size))
+            run(tiles, start, extent, blocks)
+
+        self._if(b.icmp_signed("<", start, extent), tail)
 
     def _emit_dims(self, nest: Nest, outer: list[ir.Value]) -> None:
         dim = len(outer)
         if dim == nest.rank - 1:
-            self._emit_inner_dim([nest], outer, const(0), const(nest.extents[dim]))
+            self._emit_inner_dim([nest], outer, const(0), self._extent(nest.extents[dim]))
             return
         self._loop(
             const(0),
-            const(nest.extents[dim]),
+            self._extent(nest.extents[dim]),
             f"d{dim}",
             lambda iv: self._emit_dims(nest, [*outer, iv]),
         )
@@ -579,6 +612,16 @@ class PhaseEmitter:
             else:
                 store_element(b, value, out_ptrs[j], out.element)
         return result
+
+    def _extent(self, extent: Extent) -> ir.Value:
+        """An extent as an i64: a constant, or computed once from the symbols in the
+        function's entry block (so it dominates every loop that uses it)."""
+        if isinstance(extent, int):
+            return const(extent)
+        if extent not in self.extent_values:
+            b = ir.IRBuilder(self.entry)
+            self.extent_values[extent] = emit_extent(b, extent, self.sym_values)
+        return self.extent_values[extent]
 
     # -- control flow -------------------------------------------------------------------
 

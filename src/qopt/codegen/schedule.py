@@ -24,6 +24,7 @@ from qopt.codegen.abi import BufferSpec, KernelSpec, PhaseSpec
 from qopt.codegen.affine import block_of, is_dim
 from qopt.codegen.bufferize import Bufferizer, ConstantBuffer, Nest, Storage
 from qopt.codegen.errors import TranslationError
+from qopt.codegen.extents import Extent, ShapeCheck, ceil_div, is_static, total
 
 __all__ = [
     "BLOCKS_PER_TILE",
@@ -50,7 +51,8 @@ def reduction_block(nest: Nest, dim: int) -> int | None:
     if len(blocks) != 1 or None in blocks:
         return None
     (c,) = blocks
-    return c if c < nest.extents[dim] else None
+    extent = nest.extents[dim]
+    return c if not is_static(extent) or c < extent else None  # type: ignore[operator]
 
 
 def _fusable(nests: Sequence[Nest]) -> bool:
@@ -96,7 +98,7 @@ class BlockGroup:
     nests: tuple[Nest, ...]
     per_block: tuple[bool, ...]  # runs once per block (parameter-shaped), else per element
     size: int
-    extent: int  # elements along the last dimension
+    extent: Extent  # elements along the last dimension
 
     @property
     def rank(self) -> int:
@@ -111,13 +113,13 @@ class BlockGroup:
 BLOCKS_PER_TILE = 16  # one AVX-512 vector of per-block f32 parameters
 
 
-def _block_role(nest: Nest, size: int, outer: tuple[int, ...], extent: int) -> bool | None:
+def _block_role(nest: Nest, size: int, outer: tuple[Extent, ...], extent: Extent) -> bool | None:
     """How `nest` fits a block group of `size` along the last dimension: True when it runs
     once per block (extent ceil(extent / size), maps see the dimension as itself), False
     when it runs over the block's elements (maps see it as itself or `d floordiv size`,
     a reduction only as a per-block one), None when it does not fit."""
     last = len(outer)
-    blocks = -(-extent // size)
+    blocks = ceil_div(extent, size)
     if nest.rank != last + 1 or nest.extents[:last] != outer or nest.gathers:
         return None
     if any(nest.reductions[:last]):
@@ -230,6 +232,7 @@ class Schedule:
     scalars: Mapping[SSAValue, arith.ConstantOp]  # function-level scalar constants
     constants: tuple[ConstantBuffer, ...]  # dense constant tensors, in order of definition
     phases: tuple[Phase, ...]
+    checks: tuple[ShapeCheck, ...] = ()
 
     def kernel_spec(self, entry: str) -> KernelSpec:
         """The `KernelSpec` of the function; `entry` is its serial entry ("" if none)."""
@@ -244,6 +247,7 @@ class Schedule:
             by_kind["result"],
             by_kind["scratch"],
             tuple(p.spec for p in self.phases),
+            self.checks,
         )
 
 
@@ -254,7 +258,7 @@ def _phase(name: str, members: Sequence[Nest]) -> Phase:
         name,
         extent,
         all(n.splittable() for n in members),
-        sum(n.work for n in members),
+        total([n.work for n in members]),
         tuple(n.kind for n in members),
         tuple(step.size for step in steps if isinstance(step, BlockGroup)),
     )
@@ -270,7 +274,14 @@ def schedule_function(fn: func.FuncOp) -> Schedule:
         _phase(f"{plan.name}__phase{k}", members)
         for k, members in enumerate(group_phases(plan.nests))
     )
-    return Schedule(plan.name, tuple(plan.buffers), plan.scalars, tuple(plan.constants), phases)
+    return Schedule(
+        plan.name,
+        tuple(plan.buffers),
+        plan.scalars,
+        tuple(plan.constants),
+        phases,
+        tuple(dict.fromkeys(plan.checks)),
+    )
 
 
 def schedule_module(module: ModuleOp) -> dict[str, Schedule]:

@@ -19,7 +19,6 @@ This module is the entry of the first stage of `stages` (lowered IR -> LLVM IR).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -37,7 +36,8 @@ from qopt.codegen.abi import (
 from qopt.codegen.affine import const
 from qopt.codegen.bufferize import ConstantBuffer
 from qopt.codegen.errors import TranslationError
-from qopt.codegen.loops import PhaseEmitter
+from qopt.codegen.extents import emit_extent, symbols
+from qopt.codegen.loops import PhaseEmitter, load_sym
 from qopt.codegen.mapping import LoopMapping, mapping_for
 from qopt.codegen.parsing import lowered_context, parse_lowered
 from qopt.codegen.schedule import Schedule, schedule_function
@@ -89,18 +89,21 @@ def emit_function(schedule: Schedule, module: ir.Module, mapping: LoopMapping) -
         PhaseEmitter(module, phase, schedule, constants, mapping).emit()
     entry = ""
     if mapping.serial_entry:
-        phases = [p.spec for p in schedule.phases]
-        entry = _serial_entry(module, f"{schedule.name}__serial", phases).name
+        entry = _serial_entry(module, f"{schedule.name}__serial", schedule).name
     return schedule.kernel_spec(entry)
 
 
-def _serial_entry(module: ir.Module, name: str, phases: Sequence[PhaseSpec]) -> ir.Function:
-    """One call that runs every phase on its whole range (the single-threaded fast path)."""
+def _serial_entry(module: ir.Module, name: str, schedule: Schedule) -> ir.Function:
+    """One call that runs every phase on its whole range (the single-threaded fast path);
+    a dynamic range is computed from the argument extents in the layout rows."""
     fn = ir.Function(module, SERIAL_FN_TYPE, name)
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    for phase in phases:
-        b.call(module.get_global(phase.function), [*fn.args, const(0), const(phase.extent)])
+    ranks = [len(buffer.shape) for buffer in schedule.buffers]
+    for phase in (p.spec for p in schedule.phases):
+        syms = {s: load_sym(b, fn.args[1], s, ranks[s.arg]) for s in symbols(phase.extent)}
+        extent = emit_extent(b, phase.extent, syms)
+        b.call(module.get_global(phase.function), [*fn.args, const(0), extent])
     b.ret_void()
     return fn
 

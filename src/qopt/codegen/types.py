@@ -149,12 +149,12 @@ def element_type(attr: Attribute, op: Operation | None = None) -> ElementType:
     return element
 
 
-def tensor_type(attr: Attribute, op: Operation, what: str) -> TensorType:
-    """`attr` as a ranked, static tensor type of a supported element type, else a
-    `TranslationError` naming `what` it is."""
+def tensor_type(attr: Attribute, op: Operation, what: str, *, static: bool = False) -> TensorType:
+    """`attr` as a ranked tensor type (of static shape if `static`) of a supported element
+    type, else a `TranslationError` naming `what` it is."""
     if not isinstance(attr, TensorType):
         raise TranslationError(f"{what} must be a ranked tensor, got {attr}", op)
-    if any(d < 0 for d in attr.get_shape()):
+    if static and any(d < 0 for d in attr.get_shape()):
         raise TranslationError(f"{what} must have a static shape, got {attr}", op)
     element_type(attr.get_element_type(), op)
     return attr

@@ -74,6 +74,8 @@ def lut_shape(op: RequantizeOp) -> LutShape | None:
         return None
     axis = next(iter(axes), None)
     channels = 1 if axis is None else op.input.type.get_shape()[axis]
+    if channels < 0:
+        return None  # a table per channel of a dynamic number of channels
     return LutShape(axis, channels, 1 << in_type.width.data)
 
 
@@ -83,6 +85,8 @@ def lut_pays_off(op: RequantizeOp) -> bool:
     if layout is None:
         return False
     assert isinstance(op.input.type, TensorType)
+    if any(n < 0 for n in op.input.type.get_shape()):
+        return False  # unknown size: the fused form, which is never much slower
     elements = math.prod(op.input.type.get_shape())
     return elements >= LUT_MIN_RATIO * layout.channels * layout.entries
 

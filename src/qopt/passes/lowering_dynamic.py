@@ -114,19 +114,20 @@ def emit_stats(
     shape = shape_of(x)
     pmap = param_map(granularity, shape)
     pshape = granularity.param_shape(shape)
+    sizes = e.param_sizes(x, granularity)
     g = e.generic(reduction_iterators(pmap))
     xv = to_f32(g.body, g.input(x, identity_map(len(shape))))
     b = g.body
     if not minmax:
-        acc = g.output(e.dense(tensor_type(pshape, i32), [0]), pmap)
+        acc = g.output(e.fill(tensor_type(pshape, i32), 0, sizes), pmap)
         return StatTensors(pmap, amax_bits=e.finish(g, [amax_step(b, xv, acc)])[0])
     # two generics, not one with two results: xDSL cannot parse back the printed form of
     # a multi-result linalg.generic; codegen runs both in one phase for row blocks
-    lo = g.output(e.dense(tensor_type(pshape, f32), [float("inf") if raw else 0.0]), pmap)
+    lo = g.output(e.fill(tensor_type(pshape, f32), float("inf") if raw else 0.0, sizes), pmap)
     xmin = e.finish(g, [b.minimumf(lo, xv)])[0]
     g = e.generic(reduction_iterators(pmap))
     xv = to_f32(g.body, g.input(x, identity_map(len(shape))))
-    hi = g.output(e.dense(tensor_type(pshape, f32), [float("-inf") if raw else 0.0]), pmap)
+    hi = g.output(e.fill(tensor_type(pshape, f32), float("-inf") if raw else 0.0, sizes), pmap)
     xmax = e.finish(g, [g.body.maximumf(hi, xv)])[0]
     return StatTensors(pmap, xmin=xmin, xmax=xmax)
 
@@ -169,7 +170,7 @@ def lower_dynamic_quantize(
         g = e.parallel(prank)
         dq = _read_double_quant(g, double_quant)
         p = dynamic_params(g.body, stats.read(g, identity_map(prank)), form, dq)
-        g.output(e.empty(result.type), identity_map(prank))
+        g.output(e.empty(result.type, e.param_sizes(op.input, granularity)), identity_map(prank))
         value = p.scale if result is op.scale else p.zero_point_stored
         assert value is not None
         stored.extend(e.finish(g, [value]))
@@ -183,7 +184,10 @@ def lower_dynamic_quantize(
         dq = _read_double_quant(g, double_quant)
         if dq is not None:
             d = g.body.mulf(d, dq)
-        g.output(e.empty(tensor_type(pshape, f32)), identity_map(prank))
+        g.output(
+            e.empty(tensor_type(pshape, f32), e.param_sizes(op.input, granularity)),
+            identity_map(prank),
+        )
         divisor = e.finish(g, [d])[0]
 
     def data_code(g: GenericBuilder, element: AffineMap) -> SSAValue:
@@ -202,7 +206,7 @@ def lower_dynamic_quantize(
     ident = identity_map(rank)
     g = e.parallel(rank)
     code = data_code(g, ident)
-    g.output(e.empty(op.data.type), ident)
+    g.output(e.empty(op.data.type, op.input), ident)
     data = e.finish(g, [code])[0]
     return [data, *stored]
 
@@ -301,7 +305,7 @@ def lower_fake_quantize(op: FakeQuantizeOp, e: Emitter, fused: bool) -> SSAValue
         )
         if form.domain == "none":
             fp = FakeParams(fp.scale)
-        g.output(e.empty(op.result.type), ident)
+        g.output(e.empty(op.result.type, op.input), ident)
         y = fake_value(g.body, x, fp, form)
         return e.finish(g, [from_f32(g.body, y, out_type)])[0]
 
@@ -322,7 +326,8 @@ def lower_fake_quantize(op: FakeQuantizeOp, e: Emitter, fused: bool) -> SSAValue
             value = p.scale if which == "scale" else p.zero_point
             if value is None:
                 continue
-            pg.output(e.empty(tensor_type(pshape, f32)), identity_map(prank))
+            sizes = e.param_sizes(op.input, granularity)
+            pg.output(e.empty(tensor_type(pshape, f32), sizes), identity_map(prank))
             stored.extend(e.finish(pg, [value]))
         g = e.parallel(rank)
         x = to_f32(g.body, g.input(op.input, ident))
@@ -330,7 +335,7 @@ def lower_fake_quantize(op: FakeQuantizeOp, e: Emitter, fused: bool) -> SSAValue
             g.input(stored[0], stats.map),
             g.input(stored[1], stats.map) if len(stored) > 1 else None,
         )
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     y = fake_value(g.body, x, fp, form)
     return e.finish(g, [from_f32(g.body, y, out_type)])[0]
 
@@ -351,7 +356,7 @@ def _fake_static_composite(
     if not storage.is_float:
         assert isinstance(storage.type, IntegerType)
         code = to_storage_int(g.body, code, storage.type)
-    g.output(e.empty(tensor_type(shape, storage.type)), ident)
+    g.output(e.empty(tensor_type(shape, storage.type), op.input), ident)
     codes = e.finish(g, [code])[0]
 
     g = e.parallel(len(shape))
@@ -359,7 +364,7 @@ def _fake_static_composite(
     s = params.scale.read(g)
     qf = to_f32(g.body, q)
     y = fake_dequantize(g.body, qf, FakeParams(s, zp.read(g) if zp else None), form)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     return e.finish(g, [from_f32(g.body, y, element_of(op.result))])[0]
 
 

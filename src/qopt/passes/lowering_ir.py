@@ -21,7 +21,9 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
     FusedLoc,
+    IndexType,
     IntegerAttr,
+    IntegerType,
     NoneAttr,
     TensorType,
     UnknownLoc,
@@ -43,8 +45,11 @@ from qopt.passes.scalar_ir import (
     round_to_f32,
     to_f32,
 )
+from qopt.qdialect import formats
 from qopt.qdialect.attrs import GranularityAttr, PerAxisAttr, PerTensorAttr
 from qopt.qdialect.ops import (
+    PackingOp,
+    PackOp,
     QuantOp,
     RequantizeOp,
 )
@@ -94,9 +99,10 @@ def param_map(granularity: GranularityAttr, shape: Sequence[int]) -> AffineMap:
         case PerAxisAttr():
             return AffineMap(rank, 0, (dim(granularity.axis),))
     blocks, pshape = granularity.block_shape(shape), granularity.param_shape(shape)
+    raw = granularity.raw_block_shape(rank)
     results: list[AffineExpr] = []
     for k, (block, extent) in enumerate(zip(blocks, pshape)):
-        if extent == 1:
+        if extent == 1 or raw[k] == -1:  # one block along k (or none, when empty)
             results.append(AffineExpr.constant(0))
         elif block == 1:
             results.append(dim(k))
@@ -218,21 +224,131 @@ class GenericBuilder:
         )
 
 
+Sizes = SSAValue | Sequence[SSAValue] | None
+"""The sizes of a new tensor: None (static), a tensor of the same shape, or one ``index``
+value per dimension (:meth:`Emitter.param_sizes`)."""
+
+
+def is_dynamic(shape: Sequence[int]) -> bool:
+    return any(n < 0 for n in shape)
+
+
 @dataclass
 class Emitter:
-    """The function-level ops that replace one quant op, in order, all at its location."""
+    """The function-level ops that replace one quant op, in order, all at its location.
+
+    Tensors with dynamic (``?``) dimensions get their sizes from ``tensor.dim`` of the op's
+    operands and ``index`` arithmetic, made once per emitter (docs/design.md section 1)."""
 
     location: Attribute
     ops: list[Operation] = field(default_factory=list[Operation])
+    _indices: dict[object, SSAValue] = field(default_factory=dict[object, SSAValue])
 
     def add(self, op: Operation) -> Operation:
         op.location = self.location
         self.ops.append(op)
         return op
 
-    def empty(self, t: Attribute) -> SSAValue:
-        """``%e = tensor.empty() : tensor<4x8xi8>``."""
-        return self.add(tensor.EmptyOp([], t)).results[0]
+    def index(self, n: int) -> SSAValue:
+        """``%c4 = arith.constant 4 : index``."""
+        if n not in self._indices:
+            op = self.add(arith.ConstantOp(IntegerAttr(n, IndexType())))
+            op.results[0].name_hint = f"c{n}"
+            self._indices[n] = op.results[0]
+        return self._indices[n]
+
+    def dim(self, value: SSAValue, k: int) -> SSAValue:
+        """Extent ``k`` of ``value``: ``%d = tensor.dim %x, %c1`` (a constant if static).
+
+        The extent of a quant op's result is taken from its input (the op may be lowered
+        away with this one, fused): every size goes back to the tensors the quant ops
+        start from, usually the function's arguments."""
+        n = shape_of(value)[k]
+        if n >= 0:
+            return self.index(n)
+        key = (value, k)
+        if key not in self._indices:
+            self._indices[key] = self._dynamic_dim(value, k)
+        return self._indices[key]
+
+    def _dynamic_dim(self, value: SSAValue, k: int) -> SSAValue:
+        owner = value.owner
+        last = k == len(shape_of(value)) - 1
+        if isinstance(owner, PackingOp) and len(shape_of(owner.input)) == len(shape_of(value)):
+            per = 8 // formats.bit_width(
+                element_of(owner.input if isinstance(owner, PackOp) else value)
+            )
+            inner = self.dim(owner.input, k)
+            if not last:
+                return inner
+            kind = arith.CeilDivUIOp if isinstance(owner, PackOp) else arith.MuliOp
+            return self._index_op(kind, inner, per)
+        if (
+            isinstance(owner, QuantOp)
+            and value is owner.results[0]
+            and not isinstance(owner, PackingOp)
+        ):
+            return self.dim(owner.operands[0], k)
+        op = self.add(tensor.DimOp(value, self.index(k)))
+        op.results[0].name_hint = "dim"
+        return op.results[0]
+
+    def _index_op(self, kind: type[Operation], a: SSAValue, n: int) -> SSAValue:
+        key = (kind, a, n)
+        if key not in self._indices:
+            self._indices[key] = self.add(kind(a, self.index(n))).results[0]  # type: ignore[call-arg]
+        return self._indices[key]
+
+    def param_sizes(self, x: SSAValue, granularity: GranularityAttr) -> list[SSAValue]:
+        """The extents of the parameter tensor of data ``x`` (docs/semantics.md section 2):
+        ``ceildiv(n, B)`` per block of ``B``, ``n`` per block of 1, and for a block of the
+        whole extent ``min(n, 1)`` (one block, none when the dimension is empty)."""
+        rank = len(shape_of(x))
+        if isinstance(granularity, PerAxisAttr):
+            return [self.dim(x, granularity.axis)]
+        sizes = []
+        for k, block in enumerate(granularity.raw_block_shape(rank)):
+            n = shape_of(x)[k]
+            if n >= 0:
+                sizes.append(self.index(granularity.param_shape(shape_of(x))[k]))
+            elif block == 1:
+                sizes.append(self.dim(x, k))
+            elif block == -1:
+                sizes.append(self._index_op(arith.MinUIOp, self.dim(x, k), 1))
+            else:
+                sizes.append(self._index_op(arith.CeilDivUIOp, self.dim(x, k), block))
+        return sizes
+
+    def empty(self, t: Attribute, sizes: Sizes = None) -> SSAValue:
+        """``%e = tensor.empty() : tensor<4x8xi8>``; with dynamic dimensions
+        ``tensor.empty(%d0) : tensor<?x8xi8>``, the sizes taken from ``sizes``."""
+        assert isinstance(t, TensorType)
+        dynamic = []
+        for k, n in enumerate(t.get_shape()):
+            if n >= 0:
+                continue
+            assert sizes is not None, f"no sizes for {t}"
+            if isinstance(sizes, SSAValue):
+                dynamic.append(self.dim(sizes, k))
+            else:
+                dynamic.append(sizes[k])
+        return self.add(tensor.EmptyOp(dynamic, t)).results[0]
+
+    def fill(self, t: TensorType, value: int | float, sizes: Sizes) -> SSAValue:
+        """A tensor of ``value``: the splat ``arith.constant dense<value>`` when static,
+        else a generic writing it into ``tensor.empty`` (a dense constant has a static
+        shape)."""
+        if not is_dynamic(t.get_shape()):
+            return self.dense(t, [value])  # type: ignore[list-item]
+        rank = len(t.get_shape())
+        g = self.parallel(rank)
+        element = t.element_type
+        g.output(self.empty(t, sizes), identity_map(rank))
+        if isinstance(element, IntegerType):
+            constant = g.body.value(arith.ConstantOp(IntegerAttr(int(value), element)))
+        else:
+            constant = g.body.f32(float(value))
+        return self.finish(g, [constant])[0]
 
     def dense(self, t: TensorType, values: Sequence[int] | Sequence[float]) -> SSAValue:
         """``%cst = arith.constant dense<[...]> : tensor<8xf32>`` (one value: a splat)."""
@@ -299,6 +415,9 @@ def param_source(
     if len(values) == 1 or isinstance(granularity, PerTensorAttr):
         return ParamSource(scalar=values[0])
     pshape = granularity.param_shape(shape)
+    if is_dynamic(pshape):  # the verifier checked what it could; codegen checks the rest
+        assert isinstance(const, DenseIntOrFPElementsAttr)
+        pshape = tuple(const.get_shape() or ())
     table = e.dense(tensor_type(pshape, f32), values)
     return ParamSource(tensor=table, map=param_map(granularity, shape))
 

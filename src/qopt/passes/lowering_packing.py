@@ -35,9 +35,11 @@ from qopt.passes.lowering_ir import (
     delinearize,
     dim,
     element_of,
+    fail,
     floordiv,
     fused_loc,
     identity_map,
+    is_dynamic,
     linearize,
     mod,
     shape_of,
@@ -74,9 +76,15 @@ def _lane_maps(
     lane that can run past the last code reads ``mod count`` (in bounds) and is masked by
     the table ``[2^bits - 1, 0, ...]`` at ``flat floordiv count`` (0 while in bounds).
     """
+    rank = len(bytes_shape)
+    if is_dynamic(codes_shape) or is_dynamic(bytes_shape):
+        # dynamic: always the row form, the sizes checked when the kernel is called
+        outer = [dim(k) for k in range(rank - 1)]
+        return [
+            (AffineMap(rank, 0, (*outer, dim(rank - 1) * per + lane)), None) for lane in range(per)
+        ]
     count = pymath.prod(codes_shape)
     nbytes = pymath.prod(bytes_shape)
-    rank = len(bytes_shape)
     byte = linearize([dim(k) for k in range(rank)], bytes_shape)
     maps: list[tuple[AffineMap, AffineMap | None]] = []
     if (
@@ -136,6 +144,7 @@ def lower_pack(
     code_type = element_of(op.input)
     bits = formats.bit_width(code_type)
     per = 8 // bits
+    _check_dynamic_packing(op, codes_shape, bytes_shape)
     count = pymath.prod(codes_shape)
     nbytes = pymath.prod(bytes_shape)
     lanes = _lane_maps(bytes_shape, codes_shape, per)
@@ -172,7 +181,7 @@ def lower_pack(
     packed = words[0]
     for word in words[1:]:
         packed = b.ori(packed, word)
-    g.output(e.empty(op.result.type), identity_map(len(bytes_shape)))
+    g.output(e.empty(op.result.type, op.result), identity_map(len(bytes_shape)))
     byte = b.trunci(packed, element_of(op.result))  # pyright: ignore[reportArgumentType]
     return e.finish(g, [byte])[0]
 
@@ -205,6 +214,16 @@ def unpack_code(e: Emitter, g: GenericBuilder, op: UnpackOp) -> SSAValue:
     per = 8 // bits
     rank = len(codes_shape)
     dims = [dim(k) for k in range(rank)]
+    _check_dynamic_packing(op, codes_shape, bytes_shape)
+    if is_dynamic(codes_shape) or is_dynamic(bytes_shape):
+        # the row form: (.., d) -> (.., d floordiv per), lane d mod per
+        byte_map = AffineMap(rank, 0, (*dims[:-1], dims[-1] // per))
+        byte = g.input(op.input, byte_map)
+        lane = dims[-1] % per
+        b = g.body
+        shifts = e.dense(tensor_type([per], i32), [k * bits for k in range(per)])
+        word = b.shrui(int_of_storage(b, byte), g.input(shifts, AffineMap(rank, 0, (lane,))))
+        return storage_of_int(b, word, code_type)
     flat = linearize(dims, codes_shape)
     byte_index, lane = flat // per, flat % per
     if codes_shape and codes_shape[-1] % per == 0:
@@ -224,8 +243,24 @@ def lower_unpack(op: UnpackOp, e: Emitter) -> SSAValue:
     rank = len(shape_of(op.result))
     g = e.parallel(rank)
     code = unpack_code(e, g, op)
-    g.output(e.empty(op.result.type), identity_map(rank))
+    g.output(e.empty(op.result.type, op.result), identity_map(rank))
     return e.finish(g, [code])[0]
+
+
+def _check_dynamic_packing(
+    op: PackOp | UnpackOp, codes_shape: Sequence[int], bytes_shape: Sequence[int]
+) -> None:
+    """Dynamic shapes pack row by row: codes and bytes of the same rank, the last
+    dimension packed (``tensor<?x?xi4> <-> tensor<?x?xui8>``); the flat form with a
+    partial byte across rows needs static shapes."""
+    if not (is_dynamic(codes_shape) or is_dynamic(bytes_shape)):
+        return
+    if len(codes_shape) != len(bytes_shape) or not codes_shape:
+        raise fail(
+            op,
+            f"{op.name} with dynamic shapes packs the last dimension of each row: codes and "
+            f"bytes need the same rank (>= 1), got {len(codes_shape)} and {len(bytes_shape)}",
+        )
 
 
 class LowerUnpack(RewritePattern):

@@ -72,7 +72,7 @@ def lower_quantize(op: QuantizeOp, e: Emitter) -> SSAValue:
     g = e.parallel(len(shape))
     x = to_f32(g.body, g.input(op.input, ident))
     quant = params.quantize(g)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     storage = storage_of(op, element_of(op.result))
     q = quantize_value(
         g.body,
@@ -114,7 +114,7 @@ def lower_dequantize(op: DequantizeOp, e: Emitter, unpack: UnpackOp | None = Non
     else:
         q = unpack_code(e, g, unpack)
     deq = params.dequantize(g)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     storage = storage_of(op, element_of(op.input))
     x = dequantize_value(g.body, q, deq, storage.qmin)
     return e.finish(g, [from_f32(g.body, x, element_of(op.result))])[0]
@@ -143,7 +143,7 @@ def lower_requantize_fused(op: RequantizeOp, e: Emitter) -> SSAValue:
     g = e.parallel(len(shape))
     q = g.input(op.input, ident)
     deq, quant = in_params.dequantize(g), out_params.quantize(g)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     b = g.body
     in_storage = storage_of(op, element_of(op.input), bounds_of_input=True)
     out_storage = storage_of(op, element_of(op.result))
@@ -169,13 +169,13 @@ def lower_requantize_composite(op: RequantizeOp, e: Emitter) -> SSAValue:
     g = e.parallel(len(shape))
     q = g.input(op.input, ident)
     deq = in_params.dequantize(g)
-    g.output(e.empty(tensor_type(shape, f32)), ident)
+    g.output(e.empty(tensor_type(shape, f32), op.input), ident)
     in_storage = storage_of(op, element_of(op.input), bounds_of_input=True)
     mid = e.finish(g, [dequantize_value(g.body, q, deq, in_storage.qmin)])[0]
     g = e.parallel(len(shape))
     x = g.input(mid, ident)
     quant = out_params.quantize(g)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     out_storage = storage_of(op, element_of(op.result))
     r = quantize_value(
         g.body,
@@ -242,7 +242,7 @@ def lower_requantize_lut(op: RequantizeOp, e: Emitter) -> SSAValue:
     if axis is not None:
         iota = e.dense(tensor_type([channels], i32), list(range(channels)))
         channel = g.input(iota, AffineMap(rank, 0, (dim(axis),)))
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     b = g.body
     word = b.extui(q, i32) if is_unsigned(in_type) else b.extsi(q, i32)
     offset = b.subi(word, b.i32(type_min))

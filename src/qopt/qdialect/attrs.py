@@ -49,9 +49,10 @@ class GranularityAttr(ParametrizedAttribute, ABC):
         return tuple(max(n, 1) if b == -1 else b for b, n in zip(raw, shape))
 
     def param_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        """Shape of the scale / zero-point tensor for data of ``shape`` (docs/semantics.md section 2)."""
+        """Shape of the scale / zero-point tensor for data of ``shape`` (docs/semantics.md
+        section 2); a dynamic (negative) data extent gives a dynamic parameter extent."""
         blocks = self.block_shape(shape)
-        return tuple(_ceil_div(n, b) for n, b in zip(shape, blocks))
+        return tuple(n if n < 0 else _ceil_div(n, b) for n, b in zip(shape, blocks))
 
     def print_inline(self, printer: Printer) -> None:
         """The custom-form spelling, e.g. ``per_axis(1)``."""

@@ -65,8 +65,14 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join("?" if n < 0 else str(n) for n in shape) + "]"
 
 
+def compatible(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Same rank, and equal extents wherever both are static: a dynamic (``?``) extent
+    is checked when the kernel is called (docs/semantics.md section 2.1)."""
+    return len(a) == len(b) and all(m == n or m < 0 or n < 0 for m, n in zip(a, b))
+
+
 def check_same_shape(input_type: Attribute, result_type: Attribute) -> None:
-    if shape_of(input_type) != shape_of(result_type):
+    if not compatible(shape_of(input_type), shape_of(result_type)):
         raise VerifyException(
             f"result shape {_shape_text(shape_of(result_type))} does not match the input "
             f"shape {_shape_text(shape_of(input_type))}"
@@ -167,7 +173,7 @@ def check_param_shape(
     if shape is None:
         return
     expected = granularity.param_shape(data_shape)
-    if shape != expected:
+    if not compatible(shape, expected):
         raise VerifyException(
             f"{name} shape {list(shape)} does not match the granularity "
             f"{granularity.KEYWORD}: expected {list(expected)} for data of shape "
@@ -284,6 +290,8 @@ def check_packed_pair(codes_type: Attribute, bytes_type: Attribute) -> None:
     packed = element_type(bytes_type)
     if packed != IntegerType(8, Signedness.UNSIGNED):
         raise VerifyException(f"packed bytes must be ui8, got {packed}")
+    if any(n < 0 for n in (*shape_of(codes_type), *shape_of(bytes_type))):
+        return  # the byte count is checked when the kernel is called
     count = math.prod(shape_of(codes_type))
     expected = -(-count // (8 // width))
     have = math.prod(shape_of(bytes_type))
