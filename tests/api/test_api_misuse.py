@@ -306,15 +306,26 @@ def test_compile_translation_error_is_a_quant_error():
     assert type(info.value).__mro__[1] is ValueError
 
 
-def test_compile_runs_the_drivers_checks():
-    """qopt.compile runs qopt.pipeline's stages: a dynamic shape is the driver's located
-    error, before codegen sees it."""
+def test_compile_takes_dynamic_shapes_and_checks_them_per_call():
+    """A kernel of dynamic shape takes any extents; ones that do not fit its IR are a
+    ValueError naming the op's location and the dimensions, before any code runs."""
     text = (
-        "func.func @f(%x: tensor<?xf32>) -> tensor<?xf32> {\n  func.return %x : tensor<?xf32>\n}\n"
+        "func.func @f(%x: tensor<?xf32>, %s: tensor<?xf32>) -> tensor<?xi8> {\n"
+        "  %q = quant.quantize %x scale(%s : tensor<?xf32>) per_axis(0) : tensor<?xf32> -> tensor<?xi8>\n"
+        "  func.return %q : tensor<?xi8>\n}\n"
     )
-    with pytest.raises(QuantError, match="dynamic shapes are not supported") as info:
-        qopt.compile(text)
-    assert info.value.location == "<compile>:1:1"
+    kernel = qopt.compile(text)
+    for n in (0, 1, 5, 100):
+        x = np.arange(n, dtype=F32)
+        assert_same_bits(kernel(x, np.ones(n, F32)), x.astype(np.int8))
+    with pytest.raises(
+        ValueError,
+        match="^@f: <compile>:2:3: linalg.generic operand 1 dim 0: dim 0 of argument 1 is 4 but "
+        "dim 0 of argument 0 is 3; they must be equal$",
+    ):
+        kernel(np.ones(3, F32), np.ones(4, F32))
+    with pytest.raises(ValueError, match=r"must have shape f32\[\?\], got \(3, 1\)"):
+        kernel(np.ones((3, 1), F32), np.ones(3, F32))
 
 
 def test_compile_of_a_module_op_verifies_it_with_quant_errors():
@@ -369,16 +380,18 @@ def small_kernel_table():
 
 
 def test_api_kernel_table_stays_at_its_bound(small_kernel_table):
-    """Three hundred distinct signatures: the table never holds more than its bound, and
-    an evicted signature compiles again and still computes the right bits."""
+    """Three hundred distinct kinds (block sizes): the table never holds more than its
+    bound, and an evicted kind compiles again and still computes the right bits."""
     bound = small_kernel_table
+    one = np.full(1, 0.5, F32)
     for n in range(1, 301):
-        qopt.quantize(np.zeros(n, F32), 0.5, dtype="i8")
+        qopt.quantize(np.zeros(n, F32), one, dtype="i8", block_size=n)
         held, limit = qopt.kernel_cache_size()
         assert held <= bound and limit == bound
     assert qopt.kernel_cache_size() == (bound, bound)
-    x = np.linspace(-9, 9, 5, dtype=F32)  # signature 5 was evicted long ago
-    assert_same_bits(qopt.quantize(x, 0.5, dtype="i8"), oracle.quantize(x, F32(0.5), dtype="i8"))
+    x = np.linspace(-9, 9, 5, dtype=F32)  # kind 5 was evicted long ago
+    got = qopt.quantize(x, one, dtype="i8", block_size=5)
+    assert_same_bits(got, oracle.quantize(x, one, dtype="i8", block_size=5))
 
 
 def test_evicted_kernel_can_be_freed(small_kernel_table):

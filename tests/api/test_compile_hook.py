@@ -76,13 +76,28 @@ def test_new_dtype_compiles_once() -> None:
     assert qopt.compile_stats() == CompileStats(kernel_builds=1, kernel_hits=1, jit_compiles=1)
 
 
-def test_new_shape_compiles_once_per_shape_until_shape_generic_kernels() -> None:
-    """Kernels are specialised to their shapes today, so each new shape of the same kind
-    compiles once. Issue 12 (shape-generic kernels) flips this to one compile for the kind:
-    builds == jit_compiles == 1 and hits == 4."""
-    for shape in [(64, 64), (32, 64), (64, 64), (32, 64), (128, 64)]:
+def test_new_shape_of_a_compiled_kind_does_not_compile() -> None:
+    """Kernels are shape-generic: one compile for the kind, every other shape a table hit."""
+    for shape in [(64, 64), (32, 64), (64, 64), (32, 64), (128, 64), (0, 3), (1, 1)]:
+        qopt.quantize(x_of(shape), 0.02, 0, dtype="i8")
+    assert qopt.compile_stats() == CompileStats(kernel_builds=1, kernel_hits=6, jit_compiles=1)
+
+
+def test_new_rank_is_a_new_kind() -> None:
+    for shape in [(8,), (4, 8), (2, 4, 8), (16,), (3, 5)]:
         qopt.quantize(x_of(shape), 0.02, 0, dtype="i8")
     assert qopt.compile_stats() == CompileStats(kernel_builds=3, kernel_hits=2, jit_compiles=3)
+
+
+def test_packed_rows_of_partial_bytes_are_specialised_per_shape() -> None:
+    """Codes whose last dimension does not fill whole bytes take the flat packing form,
+    compiled per shape (api/building.py says why); whole-byte rows share one kernel."""
+    for shape in [(4, 8), (6, 2), (4, 8)]:
+        qopt.quantize(x_of(shape), 0.5, dtype="i4", packed=True)
+    assert qopt.compile_stats().kernel_builds == 1
+    for shape in [(3, 5), (2, 7), (3, 5)]:
+        qopt.quantize(x_of(shape), 0.5, dtype="i4", packed=True)
+    assert qopt.compile_stats().kernel_builds == 3
 
 
 def test_api_kernel_evicted_but_held_by_the_jit_builds_without_a_jit_compile() -> None:

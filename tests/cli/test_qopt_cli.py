@@ -176,26 +176,38 @@ def test_codegen_target_on_unlowered_ir_names_the_op_and_the_flag(tmp_path, targ
 
 
 @pytest.mark.parametrize(
-    ("text", "args", "where"),
+    ("text", "args", "expected"),
     [
-        (VALID.replace("4x8x", "?x8x"), ("--lower-quant",), "1:1"),
-        (VALID.replace("4x8x", "?x8x"), ("--lower-quant", "-t", "llvm"), "1:1"),
-        (VALID.replace("4x8x", "?x8x"), ("--fold-quant", "--lower-quant"), "1:1"),
-        (LOWERED_DYNAMIC, ("-t", "llvm"), "1:1"),
+        (VALID.replace("4x8x", "?x8x"), ("--lower-quant",), "tensor.empty(%dim) : tensor<?x8xi8>"),
+        (
+            VALID.replace("4x8x", "?x8x"),
+            ("--lower-quant", "-t", "llvm"),
+            'define void @"f__serial"',
+        ),
+        (VALID.replace("4x8x", "?x8x"), ("--lower-quant", "-t", "asm"), "f__serial:"),
+        (VALID.replace("4x8x", "?x8x"), ("--fold-quant", "--lower-quant"), "tensor.dim %x"),
+        (LOWERED_DYNAMIC, ("-t", "llvm"), 'define void @"d__serial"'),
     ],
 )
-def test_dynamic_shapes_are_not_supported_yet(tmp_path, text, args, where):
-    result = run_main(tmp_path, text, *args)
-    assert_located(result, where, "dynamic shapes are not supported yet: tensor<?x")
+def test_dynamic_shapes_lower_and_translate(tmp_path, text, args, expected):
+    code, out, err = run_main(tmp_path, text, *args)
+    assert code == 0, err
+    assert expected in out
 
 
 def test_dynamic_shape_mismatch_prints_question_marks(tmp_path):
-    text = VALID.replace("%x: tensor<4x8xf32>", "%x: tensor<?x8xf32>").replace(
-        "%x scale(1.250000e-01) zero_point(3) : tensor<4x8xf32>",
-        "%x scale(1.250000e-01) zero_point(3) : tensor<?x8xf32>",
+    """Static extents are checked where both sides have one; ``?`` matches any."""
+    text = (
+        VALID.replace("%x: tensor<4x8xf32>", "%x: tensor<?x8xf32>")
+        .replace(
+            "%x scale(1.250000e-01) zero_point(3) : tensor<4x8xf32> -> tensor<4x8xi8>",
+            "%x scale(1.250000e-01) zero_point(3) : tensor<?x8xf32> -> tensor<4x9xi8>",
+        )
+        .replace("-> tensor<4x8xi8> {", "-> tensor<4x9xi8> {")
+        .replace("func.return %q : tensor<4x8xi8>", "func.return %q : tensor<4x9xi8>")
     )
     result = run_main(tmp_path, text)
-    assert_located(result, "2:3", "result shape [4, 8] does not match the input shape [?, 8]")
+    assert_located(result, "2:3", "result shape [4, 9] does not match the input shape [?, 8]")
 
 
 def test_help_offers_only_qopt_targets():
@@ -460,7 +472,7 @@ def test_tensors_beyond_2_to_the_40_elements_are_located(tmp_path, args):
 
 
 def test_fold_quant_keeps_dynamic_shapes(tmp_path):
-    """Only lower-quant and codegen need static shapes; fold-quant takes dynamic ones."""
+    """fold-quant keeps dynamic shapes as they are."""
     code, out, _ = run_main(tmp_path, VALID.replace("4x8x", "?x8x"), "--fold-quant")
     assert code == 0 and "tensor<?x8xi8>" in out
 

@@ -718,6 +718,17 @@ def dynamic_quantize(
         )  # fmt: skip
         data = np.empty(shape, outs[0].dtype)
         return (data, *(o.reshape(out_pshape) for o in outs[1:]))
+    per_channel = axis is not None and block_size is None and block_shape is None
+    if xf.size == 0 and per_channel and shape[axis % xf.ndim]:
+        # Channels over no elements: each one's statistics are those of a zero block.
+        a = axis % xf.ndim
+        ones = tuple(n if k == a else 1 for k, n in enumerate(shape))
+        outs = dynamic_quantize(
+            np.zeros(ones, F32), dtype=dtype, scale_dtype=scale_dtype, axis=axis,
+            double_quant_scale=double_quant_scale, symmetric=symmetric,
+            scale_rounding=scale_rounding, eps=eps,
+        )  # fmt: skip
+        return (np.empty(shape, outs[0].dtype), *outs[1:])
 
     def expand(p):
         return _expand_blocks(p, shape, blocks)

@@ -2,19 +2,27 @@
 
 An entry point describes the request to an :class:`OpCall`: the op, the input, the
 parameter arrays (runtime operands, named like the op's operands) and the options (the
-op constructor's keywords). The signature of that description (shapes, element types,
-options; never the parameter values) is the key of the kernel table. Only when no kernel
-is cached is the function built, with the ops' typed constructors, as ``qopt`` would
-parse it:
+op constructor's keywords). The *kind* of that description is the key of the kernel table:
+the op, element types, ranks, options (granularity kind and block sizes, rounding, ...) -
+never the extents, never the parameter values. Only when no kernel of the kind is cached
+is the function built, with the ops' typed constructors, as ``qopt`` would parse it, every
+dimension dynamic, so one kernel serves every shape (its extents are passed at call time):
 
-    func.func @main(%x: tensor<4x8xf32>, %a1: tensor<f32>) -> tensor<4x8xi8> {
-      %r0 = quant.quantize %x scale(%a1 : tensor<f32>) : tensor<4x8xf32> -> tensor<4x8xi8>
-      func.return %r0 : tensor<4x8xi8>
+    func.func @main(%x: tensor<?x?xf32>, %a1: tensor<f32>) -> tensor<?x?xi8> {
+      %r0 = quant.quantize %x scale(%a1 : tensor<f32>) : tensor<?x?xf32> -> tensor<?x?xi8>
+      func.return %r0 : tensor<?x?xi8>
     }
 
 With packed input the function unpacks the bytes first (``%u = quant.unpack %x``); with
 ``pack_first`` it returns the first result packed (``%p = quant.pack %r0``). Both fuse with
-the op in the lowering.
+the op in the lowering; the bytes are packed row by row (``tensor<?x?xui8>``, the last
+dimension packed).
+
+Where the kernel is specialised on the shape (static IR, the shape in the key), and why:
+
+* packed codes whose last dimension does not fill whole bytes (or 0-d codes): the bytes
+  then straddle rows, which takes the flat packing form with a constant element count;
+* ``lowering="lut"`` requantize: its table has one row per channel, a static count.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 
 from qopt.api.arrays import bytes_view
@@ -45,6 +53,22 @@ _TYPE_OPTIONS = frozenset({"storage_type", "scale_type"})
 
 def tensor_type(shape: Sequence[int], element: str) -> TensorType:
     return TensorType(element_type(element), shape)
+
+
+def dynamic(shape: Sequence[int]) -> tuple[int, ...]:
+    """``shape`` with every extent dynamic (``?``): the shape-generic kernel's type."""
+    return (DYNAMIC_INDEX,) * len(shape)
+
+
+def row_packable(shape: Sequence[int], element: str) -> bool:
+    """Codes of ``shape`` pack row by row (the shape-generic form): rank >= 1 and the
+    last dimension fills whole bytes."""
+    return len(shape) >= 1 and shape[-1] % (8 // bit_width(element)) == 0
+
+
+def row_bytes_shape(shape: Sequence[int], element: str) -> tuple[int, ...]:
+    """The bytes of codes packed row by row: the last dimension packed."""
+    return (*shape[:-1], shape[-1] // (8 // bit_width(element)))
 
 
 def packed_shape(shape: Sequence[int], element: str) -> tuple[int, ...]:
@@ -78,6 +102,8 @@ class OpCall:
         self.operands: list[tuple[str, tuple[int, ...], str]] = []
         self.options: dict[str, Any] = {}
         self.attributes: tuple[tuple[str, str], ...] = ()
+        # the kernel is shape-generic unless a part of the request needs the extents
+        self.generic = packed_input is None or row_packable(*packed_input)
 
     def operand(self, name: str, array: np.ndarray) -> None:
         """Pass ``array`` as the op's operand ``name`` (``scale``, ``in_zero_point``)."""
@@ -105,6 +131,8 @@ class OpCall:
     def attribute(self, name: str, text: str) -> None:
         """A string attribute of the op's attr-dict (``{lowering = "lut"}``)."""
         self.attributes += ((name, text),)
+        if (name, text) == ("lowering", "lut"):
+            self.generic = False  # a table row per channel (see the module docstring)
 
     def run(
         self,
@@ -115,47 +143,92 @@ class OpCall:
         """Compile (once per signature) and call; ``out`` receives the result in place.
         ``result_types`` are the constructor's positional result types."""
         bytes_shape: tuple[int, ...] | None = None
+        generic = self.generic
         if pack_first is not None:
             shape, element = pack_first
-            bytes_shape = packed_shape(shape, element)
-            if math.prod(bytes_shape) == 0:  # no codes: nothing to pack
+            generic = generic and row_packable(shape, element)
+            bytes_shape = row_bytes_shape(*pack_first) if generic else packed_shape(*pack_first)
+            if not generic and math.prod(bytes_shape) == 0:  # no codes: nothing to pack
                 return self._run_without_codes(result_types, shape, element, out)
-        key = (
-            self.op.name,
-            self.input,
-            self.packed_input,
-            tuple(self.operands),
-            tuple(self.options.items()),
-            self.attributes,
-            tuple(result_types),
-            bytes_shape,
-        )
+        if generic and self.packed_input is not None:  # the bytes as rows, as the kernel takes them
+            self.arrays[0] = self.arrays[0].reshape(row_bytes_shape(*self.packed_input))
+        key = self._kind(result_types, bytes_shape, generic)
         kernel = KERNELS.get(key)
         if kernel is None:
-            kernel = compile_kernel(self.build(result_types, bytes_shape))
+            kernel = compile_kernel(self.build(result_types, bytes_shape, generic=generic))
             KERNELS[key] = kernel
+        given = out
         if bytes_shape is not None and out is not None:
             out = bytes_view(out, bytes_shape)
         results = kernel(*self.arrays, out=out)
         if bytes_shape is None:
             return results
-        if isinstance(results, tuple):
-            return (results[0].reshape(-1), *results[1:])
-        return results.reshape(-1)
+        first = results[0] if isinstance(results, tuple) else results
+        if given is not None:  # the caller's flat array, which the kernel wrote through
+            first = given[0] if isinstance(given, tuple | list) else given
+        else:
+            first = first.reshape(-1)
+        return (first, *results[1:]) if isinstance(results, tuple) else first
+
+    def _kind(
+        self,
+        result_types: Sequence[Signature],
+        bytes_shape: tuple[int, ...] | None,
+        generic: bool,
+    ) -> tuple:
+        """The kernel table's key: what the kernel is compiled for. Shape-generic: the
+        ranks and element types, never the extents (see the module docstring)."""
+        options = tuple(
+            (name, value.key if isinstance(value, Granularity) else value)
+            for name, value in self.options.items()
+        )
+        if not generic:
+            return (
+                self.op.name,
+                "static",
+                self.input,
+                self.packed_input,
+                tuple(self.operands),
+                options,
+                self.attributes,
+                tuple(result_types),
+                bytes_shape,
+            )
+        packed = self.packed_input
+        return (
+            self.op.name,
+            (len(self.input[0]), self.input[1]),
+            None if packed is None else (len(packed[0]), packed[1]),
+            tuple((name, len(shape), element) for name, shape, element in self.operands),
+            options,
+            self.attributes,
+            tuple((len(shape), element) for shape, element in result_types),
+            None if bytes_shape is None else len(bytes_shape),
+        )
 
     def build(
-        self, result_types: Sequence[Signature], bytes_shape: tuple[int, ...] | None = None
+        self,
+        result_types: Sequence[Signature],
+        bytes_shape: tuple[int, ...] | None = None,
+        *,
+        generic: bool = False,
     ) -> ModuleOp:
-        """The ``func.func @main`` of this call; values named as in the module docstring."""
-        arg_types = [tensor_type(*self.input)]
-        arg_types += [tensor_type(shape, element) for _, shape, element in self.operands]
+        """The ``func.func @main`` of this call; values named as in the module docstring.
+        ``generic``: every extent dynamic (the bytes of packed codes as rows)."""
+        shape_of = dynamic if generic else tuple
+        input_shape = self.input[0]
+        if generic and self.packed_input is not None:
+            input_shape = row_bytes_shape(*self.packed_input)
+        arg_types = [tensor_type(shape_of(input_shape), self.input[1])]
+        arg_types += [tensor_type(shape_of(shape), element) for _, shape, element in self.operands]
         block = Block(arg_types=arg_types)
         block.args[0].name_hint = "x"
         for k, arg in enumerate(block.args[1:], 1):
             arg.name_hint = f"a{k}"
         source: SSAValue = block.args[0]
         if self.packed_input is not None:
-            unpack = UnpackOp(source, tensor_type(*self.packed_input))
+            codes, element = self.packed_input
+            unpack = UnpackOp(source, tensor_type(shape_of(codes), element))
             unpack.result.name_hint = "u"
             block.add_op(unpack)
             source = unpack.result
@@ -164,14 +237,14 @@ class OpCall:
         }
         keywords.update((name, _attribute(name, v)) for name, v in self.options.items())
         attributes = {name: StringAttr(text) for name, text in self.attributes}
-        results = (tensor_type(*t) for t in result_types)
+        results = (tensor_type(shape_of(shape), element) for shape, element in result_types)
         op = self.op(source, *results, **keywords, attributes=attributes or None)
         for k, result in enumerate(op.results):
             result.name_hint = f"r{k}"
         block.add_op(op)
         returned = list(op.results)
         if bytes_shape is not None:
-            pack = PackOp(op.results[0], tensor_type(bytes_shape, "ui8"))
+            pack = PackOp(op.results[0], tensor_type(shape_of(bytes_shape), "ui8"))
             pack.result.name_hint = "p"
             block.add_op(pack)
             returned[0] = pack.result

@@ -89,6 +89,8 @@ def op(kind: str, lhs: Extent, rhs: Extent) -> Extent:
         return rhs
     if kind in ("add", "sub") and rhs == 0:
         return lhs
+    if kind == "add" and lhs == 0:
+        return rhs
     return ExtentOp(kind, lhs, rhs)
 
 

@@ -13,7 +13,9 @@ copied to the device C-contiguous; device arrays - anything with
 ``__cuda_array_interface__``, e.g. CuPy or torch tensors, or a DLPack CUDA array when CuPy
 is installed - are used in place with their own strides), the results and the scratch
 buffers (fresh device allocations). Two device tables hold the buffer pointers and the
-pointers to each buffer's element strides; each phase is launched in order on the default
+pointers to each buffer's layout row (element strides, then extents); the shapes of a
+kernel with dynamic (`?`) dimensions are `KernelSpec.plan` of the arguments' (a ValueError
+when they do not fit). Each phase is launched in order on the default
 stream as ``f__phaseK(data, strides, 0, extent)``: a parallel phase with one thread per
 outer iteration (a grid-stride loop covers extents past the grid), a serial phase with a
 single thread. The results come back as numpy arrays.
@@ -236,13 +238,18 @@ class GpuKernel:
 
         pointers: list[int] = []
         strides: list[tuple[int, ...]] = []
+        arg_shapes: list[tuple[int, ...]] = []
         for k, (obj, buffer) in enumerate(zip(inputs, spec.args)):
-            ptr, element_strides = self._bind_arg(k, obj, buffer, fresh, backend, keep)
+            ptr, element_strides, shape = self._bind_arg(k, obj, buffer, fresh, backend, keep)
             pointers.append(ptr)
             strides.append(element_strides)
-        for buffer in spec.results + spec.scratch:
-            pointers.append(fresh(buffer.size * buffer.dtype.itemsize))
-            strides.append(buffer.c_strides)
+            arg_shapes.append(shape)
+        plan = spec.plan(arg_shapes)
+        nargs = len(spec.args)
+        for buffer, shape in zip(spec.results + spec.scratch, plan.shapes[nargs:]):
+            pointers.append(fresh(max(int(np.prod(shape)), 1) * buffer.dtype.itemsize))
+            strides.append(c_strides(shape))
+        strides = [(*row, *shape) for row, shape in zip(strides, plan.shapes)]
 
         flat = np.array([s for row in strides for s in row] or [0], dtype=np.int64)
         strides_dev = fresh(flat.nbytes)
@@ -255,16 +262,17 @@ class GpuKernel:
         table_dev = fresh(table.nbytes)
         backend.to_device(table_dev, table)
         launches = []
-        for phase in spec.phases:
-            if phase.extent == 0:
+        for phase, extent in zip(spec.phases, plan.extents):
+            if extent == 0:
                 continue
             grid, block = (
-                (min(-(-phase.extent // BLOCK), MAX_BLOCKS), BLOCK) if phase.parallel else (1, 1)
+                (min(-(-extent // BLOCK), MAX_BLOCKS), BLOCK) if phase.parallel else (1, 1)
             )
-            args = (table_dev, table_dev + 8 * len(pointers), 0, phase.extent)
+            args = (table_dev, table_dev + 8 * len(pointers), 0, extent)
             launches.append((loaded.function(phase.function), grid, block, args))
-        result_pointers = pointers[len(spec.args) : len(spec.args) + len(spec.results)]
-        return PreparedCall(backend, launches, spec.results, result_pointers, keep)
+        result_pointers = pointers[nargs : nargs + len(spec.results)]
+        result_shapes = plan.shapes[nargs : nargs + len(spec.results)]
+        return PreparedCall(backend, launches, spec.results, result_pointers, keep, result_shapes)
 
     def _bind_arg(
         self,
@@ -274,8 +282,8 @@ class GpuKernel:
         fresh: Callable[[int], int],
         backend: Any,
         keep: list[Any],
-    ) -> tuple[int, tuple[int, ...]]:
-        """Device pointer and element strides of argument `k`."""
+    ) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+        """Device pointer, element strides and shape of argument `k`."""
         interface = _device_array(obj)
         if interface is not None:
             shape = tuple(interface["shape"])
@@ -288,12 +296,12 @@ class GpuKernel:
             self._check_shape(k, shape, buffer)
             byte_strides = interface.get("strides")
             element_strides = (
-                buffer.c_strides
+                c_strides(shape)
                 if byte_strides is None
                 else tuple(s // itemsize for s in byte_strides)
             )
             keep.append(obj)
-            return int(interface["data"][0]), element_strides
+            return int(interface["data"][0]), element_strides, shape
         array = np.asarray(obj)
         if array.dtype != buffer.dtype:
             raise TypeError(
@@ -303,12 +311,16 @@ class GpuKernel:
         array = np.ascontiguousarray(array)
         ptr = fresh(array.nbytes)
         backend.to_device(ptr, array)
-        return ptr, c_strides(array.shape)
+        return ptr, c_strides(array.shape), array.shape
 
     def _check_shape(self, k: int, shape: tuple[int, ...], buffer: BufferSpec) -> None:
-        if tuple(shape) != buffer.shape:
+        """The rank and the static extents (`KernelSpec.plan` checks the dynamic ones)."""
+        if len(shape) != len(buffer.shape) or any(
+            isinstance(n, int) and n != m for n, m in zip(buffer.shape, shape)
+        ):
             raise ValueError(
-                f"argument {k} ({buffer.name}) must have shape {buffer.shape}, got {tuple(shape)}"
+                f"argument {k} ({buffer.name}) must have shape {buffer.spelled()}, "
+                f"got {tuple(shape)}"
             )
 
 
@@ -322,11 +334,13 @@ class PreparedCall:
         results: Sequence[BufferSpec],
         result_pointers: Sequence[int],
         keep: list[Any],
+        result_shapes: Sequence[tuple[int, ...]],
     ) -> None:
         self.backend = backend
         self.launches = launches
         self.result_specs = tuple(results)
         self.result_pointers = tuple(result_pointers)
+        self.result_shapes = tuple(result_shapes)
         self._keep = keep
 
     def launch(self) -> None:
@@ -341,8 +355,8 @@ class PreparedCall:
         """Wait for the launches and copy the results to numpy arrays."""
         self.backend.synchronize()
         out = []
-        for buffer, ptr in zip(self.result_specs, self.result_pointers):
-            host = np.empty(buffer.shape, dtype=buffer.dtype)
+        for buffer, ptr, shape in zip(self.result_specs, self.result_pointers, self.result_shapes):
+            host = np.empty(shape, dtype=buffer.dtype)
             self.backend.to_host(host, ptr)
             out.append(host)
         return out[0] if len(out) == 1 else tuple(out)

@@ -304,6 +304,8 @@ class Emitter:
         ``ceildiv(n, B)`` per block of ``B``, ``n`` per block of 1, and for a block of the
         whole extent ``min(n, 1)`` (one block, none when the dimension is empty)."""
         rank = len(shape_of(x))
+        if isinstance(granularity, PerTensorAttr):
+            return []
         if isinstance(granularity, PerAxisAttr):
             return [self.dim(x, granularity.axis)]
         sizes = []

@@ -175,9 +175,9 @@ def check_param_shape(
     expected = granularity.param_shape(data_shape)
     if not compatible(shape, expected):
         raise VerifyException(
-            f"{name} shape {list(shape)} does not match the granularity "
-            f"{granularity.KEYWORD}: expected {list(expected)} for data of shape "
-            f"{list(data_shape)}"
+            f"{name} shape {_shape_text(shape)} does not match the granularity "
+            f"{granularity.KEYWORD}: expected {_shape_text(expected)} for data of shape "
+            f"{_shape_text(data_shape)}"
         )
 
 
