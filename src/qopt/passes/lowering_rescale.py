@@ -167,7 +167,10 @@ def _read_param(
     values = _const_ints(op.properties[f"{name}_const"])
     if len(set(values)) == 1 or (values and isinstance(granularity, PerTensorAttr)):
         return g.body.i64(values[0]), values
-    table = e.dense(tensor_type(granularity.param_shape(shape), i64), values)
+    pshape = granularity.param_shape(shape)
+    if any(n < 0 for n in pshape):  # a dynamic extent: the table's own (checked per call)
+        pshape = tuple(op.properties[f"{name}_const"].get_shape() or ())  # type: ignore[union-attr]
+    table = e.dense(tensor_type(pshape, i64), values)
     return g.input(table, amap), values
 
 
@@ -216,7 +219,7 @@ def lower_rescale(op: RescaleOp, e: Emitter) -> SSAValue:
     shift, shifts = _read_param(e, g, op, "shift", granularity, shape)
     in_zp, in_zp_value = _zero_point(g, op, "in_zero_point", op.is_input_unsigned, rank)
     out_zp, out_zp_value = _zero_point(g, op, "out_zero_point", op.is_output_unsigned, rank)
-    g.output(e.empty(op.result.type), ident)
+    g.output(e.empty(op.result.type, op.input), ident)
     b = g.body
     if shifts is None:  # a runtime shift: clamped into the op's domain
         shift = b.minsi(b.maxsi(shift, b.i64(0)), b.i64(MAX_SHIFT))
