@@ -84,6 +84,12 @@ def _store_bytes(storage: ir.Type) -> int:
 _LINE_BYTES = 64  # a streaming store writes a whole cache line at once
 
 
+def _below(shape: Sequence[Extent], size: int, threshold: int) -> bool:
+    """A static `shape` of `size`-byte elements smaller than `threshold` bytes (a dynamic
+    one is decided when the kernel runs)."""
+    return all(isinstance(n, int) for n in shape) and math.prod(shape) * size < threshold  # type: ignore[arg-type]
+
+
 def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
     """The vectors `parts` (a power of two of them, of one type) end to end, in one vector."""
     while len(parts) > 1:
@@ -136,7 +142,12 @@ class PhaseEmitter:
         self.used = {buffer: len(schedule.buffers[buffer].shape) for buffer in used}
         # the dynamic argument dimensions the loop bounds depend on (loop-nest parameters)
         self.syms = sorted(
-            {s for n in self.members for e in n.extents for s in symbols(e)},
+            {
+                s
+                for n in self.members
+                for e in (*n.extents, *(d for a in n.accesses for d in a.shape))
+                for s in symbols(e)
+            },
             key=lambda s: (s.arg, s.dim),
         )
         self.ranks = {k: len(b.shape) for k, b in enumerate(schedule.buffers)}
@@ -431,8 +442,7 @@ class PhaseEmitter:
                 or size not in (1, 2, 4, 8)
                 or len(moving) != 1
                 or moving[0] is not out.map.results[-1]
-                or not all(isinstance(n, int) for n in out.shape)  # a size known at run time
-                or math.prod(out.shape) * size < threshold
+                or _below(out.shape, size, threshold)
             ):
                 continue
             if size > best_size:
@@ -460,6 +470,13 @@ class PhaseEmitter:
         lanes = max(VECTOR_STEP, _LINE_BYTES // size)  # elements of one store
         address = b.ptrtoint(self._address(out, [*outer, lo], dim), I64)
         aligned = b.icmp_unsigned("==", b.and_(address, const(size - 1)), const(0))
+        if not all(isinstance(n, int) for n in out.shape):
+            # a dynamic output streams when it is large enough, which a call tells
+            threshold = self.mapping.streaming_store_bytes or 0
+            nbytes = const(size)
+            for n in out.shape:
+                nbytes = b.mul(nbytes, self._extent(n), flags=["nsw"])
+            aligned = b.and_(aligned, b.icmp_signed(">=", nbytes, const(threshold)))
 
         def streamed() -> None:
             misalignment = b.and_(b.sub(const(0), address), const(lanes * size - 1))
