@@ -4,12 +4,13 @@
 // Dynamic (`?`) extents in codegen (docs/design.md section 2): each buffer's layout row
 // `strides[i]` holds its strides, then its extents. An argument's `?` extent is read from
 // its row at `rank + dim` (here x's dim 1 at index 2 + 1 = 3, and the outer loop's extent
-// for the serial entry at 2 + 0 = 2) and passed to the loop nest after the strides. What
+// for the serial entry at 2 + 0 = 2) and passed to the loop nest after the strides (the
+// rows too: whether the output is large enough for streaming stores is decided per call). What
 // only a call can tell (that scale's length is x's dim 1) is a ShapeCheck the runtime
 // evaluates per argument shape.
 
 // CHECK-LABEL: define internal void @"scale_columns__phase0.loops"
-// CHECK-SAME:    (ptr noalias %".1", ptr noalias %".2", ptr noalias %".3", i64 %".4", i64 %".5", i64 %".6", i64 %".7", i64 %".8", i64 %".9", i64 %[[N:".10"]], i64 %[[LO:".11"]], i64 %[[HI:".12"]])
+// CHECK-SAME:    (ptr noalias %".1", ptr noalias %".2", ptr noalias %".3", i64 %".4", i64 %".5", i64 %".6", i64 %".7", i64 %".8", i64 %[[ROWS:".9"]], i64 %[[N:".10"]], i64 %[[LO:".11"]], i64 %[[HI:".12"]])
 // CHECK:       d0.header:
 // CHECK:         %"d0" = phi  i64 [%[[LO]], %"start"]
 // CHECK:         icmp slt i64 %"d0", %[[HI]]

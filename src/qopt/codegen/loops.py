@@ -145,7 +145,7 @@ class PhaseEmitter:
             {
                 s
                 for n in self.members
-                for e in (*n.extents, *(d for a in n.accesses for d in a.shape))
+                for e in (*n.extents, *(d for a in n.outputs for d in a.shape))
                 for s in symbols(e)
             },
             key=lambda s: (s.arg, s.dim),
