@@ -15,14 +15,14 @@ runtime evaluates every other shape from them once per argument shape (`KernelSp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from llvmlite import ir
 
-from qopt.codegen.extents import Extent, ShapeCheck, evaluate, is_static
+from qopt.codegen.extents import Extent, ShapeCheck, evaluate, is_static, python_expr
 
 __all__ = [
     "I8",
@@ -112,7 +112,22 @@ class KernelSpec:
     def plan(self, arg_shapes: Sequence[Sequence[int]]) -> ShapePlan:
         """The shapes of every buffer and the extent and work of every phase for a call
         with arguments of `arg_shapes`; a ValueError (naming the argument, or the op and
-        operand of a failed `ShapeCheck`) when the shapes do not fit the kernel."""
+        operand of a failed `ShapeCheck`) when the shapes do not fit the kernel.
+
+        Compiled once per spec into one Python function (the checks and extents inlined,
+        a few microseconds a call); the function answers None when the shapes do not
+        fit, and the slow path below then says why."""
+        planner = self.__dict__.get("_planner")
+        if planner is None:
+            planner = _compile_planner(self)
+            object.__setattr__(self, "_planner", planner)
+        fast = planner(arg_shapes)
+        if fast is not None:
+            return ShapePlan(tuple(map(tuple, arg_shapes)) + fast[0], fast[1], fast[2])
+        return self._checked_plan(arg_shapes)
+
+    def _checked_plan(self, arg_shapes: Sequence[Sequence[int]]) -> ShapePlan:
+        """`plan` the slow way, every rule in turn: raises the first one broken."""
         for k, (shape, buffer) in enumerate(zip(arg_shapes, self.args)):
             if len(shape) != len(buffer.shape) or any(
                 is_static(n) and n != m for n, m in zip(buffer.shape, shape)
@@ -153,3 +168,33 @@ def c_strides(shape: Sequence[int]) -> tuple[int, ...]:
         strides.append(step)
         step *= max(extent, 1)
     return tuple(reversed(strides))
+
+
+def _compile_planner(spec: KernelSpec) -> Callable[[Sequence[Sequence[int]]], tuple | None]:
+    """`KernelSpec.plan`'s fast path as one generated Python function of ``a``, the
+    argument shapes: None when a rule fails, else (result and scratch shapes, phase
+    extents, phase work)."""
+    lines = ["def plan(a):"]
+    for k, buffer in enumerate(spec.args):
+        static = [f"a[{k}][{j}] != {n}" for j, n in enumerate(buffer.shape) if is_static(n)]
+        lines.append(f"    if len(a[{k}]) != {len(buffer.shape)}: return None")
+        if static:
+            lines.append(f"    if {' or '.join(static)}: return None")
+    lines += [f"    if not ({check.python_condition()}): return None" for check in spec.checks]
+    shapes = []
+    for buffer in spec.results + spec.scratch:
+        dims = [python_expr(n) for n in buffer.shape]
+        shapes.append("(" + "".join(f"{d}, " for d in dims) + ")")
+        lines += [
+            f"    if {d} < 0: return None" for n, d in zip(buffer.shape, dims) if not is_static(n)
+        ]
+    extents = [python_expr(p.extent) for p in spec.phases]
+    work = [python_expr(p.work) for p in spec.phases]
+
+    def tup(items: list[str]) -> str:
+        return "(" + "".join(f"{item}, " for item in items) + ")"
+
+    lines.append(f"    return {tup(shapes)}, {tup(extents)}, {tup(work)}")
+    namespace: dict = {}
+    exec(compile("\n".join(lines), f"<plan of @{spec.name}>", "exec"), namespace)
+    return namespace["plan"]

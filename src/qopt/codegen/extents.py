@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Union
 
 from llvmlite import ir
-from xdsl.ir.affine import AffineExpr
+from xdsl.ir.affine import (
+    AffineBinaryOpExpr,
+    AffineBinaryOpKind,
+    AffineConstantExpr,
+    AffineDimExpr,
+    AffineExpr,
+)
 
 from qopt.codegen.affine import I64, expr_range
 
@@ -37,6 +43,7 @@ __all__ = [
     "evaluate",
     "is_static",
     "product",
+    "python_expr",
     "symbols",
     "total",
 ]
@@ -145,6 +152,58 @@ def describe(extent: Extent) -> str:
     return str(extent)
 
 
+_PY_OPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//"}
+
+
+def python_expr(extent: Extent) -> str:
+    """`extent` as a Python expression over ``a``, the argument shapes (``a[0][1]``):
+    the runtime compiles a kernel's shape plan from these (abi.KernelSpec.plan)."""
+    match extent:
+        case int():
+            return str(extent)
+        case Sym(arg=arg, dim=dim):
+            return f"a[{arg}][{dim}]"
+        case ExtentOp(kind=kind, lhs=lhs, rhs=rhs):
+            x, y = python_expr(lhs), python_expr(rhs)
+            if kind in _PY_OPS:
+                return f"({x} {_PY_OPS[kind]} {y})"
+            if kind == "ceildiv":
+                return f"(-(-{x} // {y}))"
+            return f"{kind}({x}, {y})"
+    raise AssertionError(f"not an extent: {extent!r}")
+
+
+def _python_range(expr: AffineExpr, box: Sequence[str]) -> tuple[str, str] | None:
+    """Python expressions of the smallest and largest value of `expr` over the loop box
+    (`expr_range` unrolled), or None for the forms left to `expr_range` (mod)."""
+    match expr:
+        case AffineDimExpr(position=k):
+            return "0", f"({box[k]} - 1)"
+        case AffineConstantExpr(value=v):
+            return str(v), str(v)
+        case AffineBinaryOpExpr(kind=AffineBinaryOpKind.Add):
+            lhs, rhs = _python_range(expr.lhs, box), _python_range(expr.rhs, box)
+            if lhs is None or rhs is None:
+                return None
+            return f"({lhs[0]} + {rhs[0]})", f"({lhs[1]} + {rhs[1]})"
+        case AffineBinaryOpExpr(kind=AffineBinaryOpKind.Mul):
+            const, other = (expr.rhs, expr.lhs)
+            if not isinstance(const, AffineConstantExpr):
+                const, other = expr.lhs, expr.rhs
+            inner = _python_range(other, box)
+            if not isinstance(const, AffineConstantExpr) or inner is None:
+                return None
+            c = const.value
+            lo, hi = inner if c >= 0 else inner[::-1]
+            return f"({lo} * {c})", f"({hi} * {c})"
+        case AffineBinaryOpExpr(kind=AffineBinaryOpKind.FloorDiv, rhs=AffineConstantExpr(value=c)):
+            inner = _python_range(expr.lhs, box)
+            if inner is None:
+                return None
+            return f"({inner[0]} // {c})", f"({inner[1]} // {c})"
+    return None
+
+
 def _llvm_div(b: ir.IRBuilder, kind: str, x: ir.Value, y: ir.Value) -> ir.Value:
     """Division of non-negative extents by a positive one (sizes are never negative)."""
     if kind == "ceildiv":
@@ -191,6 +250,20 @@ class ShapeCheck:
     what: str
     index: AffineExpr | None = None
     extents: tuple[Extent, ...] = ()
+
+    def python_condition(self) -> str:
+        """A Python expression over ``a`` (the argument shapes) that holds when the check
+        passes (`failure` then has nothing to say)."""
+        rhs = python_expr(self.rhs)
+        if self.kind == "equal":
+            return f"{python_expr(self.lhs)} == {rhs}"
+        assert self.index is not None
+        box = [python_expr(e) for e in self.extents]
+        bounds = _python_range(self.index, box)
+        if bounds is None:
+            return "False"  # the general form: `failure` decides
+        empty = " or ".join(f"{n} == 0" for n in box) or "False"
+        return f"({empty}) or ({bounds[0]} >= 0 and {bounds[1]} < {rhs})"
 
     def failure(self, arg_shapes: Sequence[Sequence[int]]) -> str | None:
         """Why `arg_shapes` break this check, or None when they meet it."""
