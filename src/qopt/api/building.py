@@ -102,13 +102,18 @@ class OpCall:
         self.operands: list[tuple[str, tuple[int, ...], str]] = []
         self.options: dict[str, Any] = {}
         self.attributes: tuple[tuple[str, str], ...] = ()
+        # the parts of the kind key, kept as the call is described (a warm call's cost)
+        self._generic_operands: list[tuple[str, int, str]] = []
+        self._generic_options: list[tuple[str, Any]] = []
         # the kernel is shape-generic unless a part of the request needs the extents
         self.generic = packed_input is None or row_packable(*packed_input)
 
     def operand(self, name: str, array: np.ndarray) -> None:
         """Pass ``array`` as the op's operand ``name`` (``scale``, ``in_zero_point``)."""
         self.arrays.append(array)
-        self.operands.append((name, array.shape, formats.name_of_numpy_dtype(array.dtype)))
+        element = formats.name_of_numpy_dtype(array.dtype)
+        self.operands.append((name, array.shape, element))
+        self._generic_operands.append((name, array.ndim, element))
 
     def parameters(
         self, scale: Any, zero_point: Any, gran: Granularity, storage: str, prefix: str = ""
@@ -127,6 +132,9 @@ class OpCall:
         """A constructor keyword; None (the default) leaves the clause out."""
         if value is not None:
             self.options[name] = value
+            self._generic_options.append(
+                (name, value.key if isinstance(value, Granularity) else value)
+            )
 
     def attribute(self, name: str, text: str) -> None:
         """A string attribute of the op's attr-dict (``{lowering = "lut"}``)."""
@@ -178,10 +186,6 @@ class OpCall:
     ) -> tuple:
         """The kernel table's key: what the kernel is compiled for. Shape-generic: the
         ranks and element types, never the extents (see the module docstring)."""
-        options = tuple(
-            (name, value.key if isinstance(value, Granularity) else value)
-            for name, value in self.options.items()
-        )
         if not generic:
             return (
                 self.op.name,
@@ -189,7 +193,7 @@ class OpCall:
                 self.input,
                 self.packed_input,
                 tuple(self.operands),
-                options,
+                tuple(self._generic_options),
                 self.attributes,
                 tuple(result_types),
                 bytes_shape,
@@ -197,12 +201,13 @@ class OpCall:
         packed = self.packed_input
         return (
             self.op.name,
-            (len(self.input[0]), self.input[1]),
+            len(self.input[0]),
+            self.input[1],
             None if packed is None else (len(packed[0]), packed[1]),
-            tuple((name, len(shape), element) for name, shape, element in self.operands),
-            options,
+            tuple(self._generic_operands),
+            tuple(self._generic_options),
             self.attributes,
-            tuple((len(shape), element) for shape, element in result_types),
+            tuple([(len(shape), element) for shape, element in result_types]),
             None if bytes_shape is None else len(bytes_shape),
         )
 

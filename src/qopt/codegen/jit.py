@@ -285,7 +285,7 @@ class Kernel:
         if self._static:
             plan = self._last
         else:
-            plan = self._call_plan(tuple(a.shape for a in arrays))
+            plan = self._call_plan(tuple([a.shape for a in arrays]))
             self._last = plan
         if frame.shapes is not plan.shapes.shapes:
             frame.set_shapes(plan.shapes.shapes)
