@@ -44,11 +44,14 @@ from qopt.passes.lowering_ir import (
 )
 from qopt.passes.lowering_packing import unpack_code
 from qopt.passes.quant_math import (
+    QuantizeParams,
     dequantize_f32,
     dequantize_value,
     quantize_value,
 )
 from qopt.passes.scalar_ir import (
+    BodyBuilder,
+    Storage,
     from_f32,
     is_unsigned,
     to_f32,
@@ -64,6 +67,25 @@ from qopt.qdialect.ops import (
 # --- quantize -------------------------------------------------------------------------
 
 
+def quantize_as_op(
+    op: QuantizeOp | RequantizeOp,
+    b: BodyBuilder,
+    x: SSAValue,
+    quant: QuantizeParams,
+    storage: Storage,
+) -> SSAValue:
+    """``quantize_value`` with the rounding, saturation and zero-point order `op` names."""
+    return quantize_value(
+        b,
+        x,
+        quant,
+        storage,
+        rounding=op.rounding_mode,
+        saturate=op.saturate_flag,
+        zero_point_order=op.zp_order,
+    )
+
+
 def lower_quantize(op: QuantizeOp, e: Emitter) -> SSAValue:
     """One parallel generic: ``quantize_value(extf(x), scale, zp)`` per element."""
     shape = shape_of(op.input)
@@ -74,15 +96,7 @@ def lower_quantize(op: QuantizeOp, e: Emitter) -> SSAValue:
     quant = params.quantize(g)
     g.output(e.empty(op.result.type, op.input), ident)
     storage = storage_of(op, element_of(op.result))
-    q = quantize_value(
-        g.body,
-        x,
-        quant,
-        storage,
-        rounding=op.rounding_mode,
-        saturate=op.saturate_flag,
-        zero_point_order=op.zp_order,
-    )
+    q = quantize_as_op(op, g.body, x, quant, storage)
     return e.finish(g, [q])[0]
 
 
@@ -148,15 +162,7 @@ def lower_requantize_fused(op: RequantizeOp, e: Emitter) -> SSAValue:
     in_storage = storage_of(op, element_of(op.input), bounds_of_input=True)
     out_storage = storage_of(op, element_of(op.result))
     x = dequantize_value(b, q, deq, in_storage.qmin, nan_rule=out_storage.is_float)
-    r = quantize_value(
-        b,
-        x,
-        quant,
-        out_storage,
-        rounding=op.rounding_mode,
-        saturate=op.saturate_flag,
-        zero_point_order=op.zp_order,
-    )
+    r = quantize_as_op(op, b, x, quant, out_storage)
     return e.finish(g, [r])[0]
 
 
@@ -177,15 +183,7 @@ def lower_requantize_composite(op: RequantizeOp, e: Emitter) -> SSAValue:
     quant = out_params.quantize(g)
     g.output(e.empty(op.result.type, op.input), ident)
     out_storage = storage_of(op, element_of(op.result))
-    r = quantize_value(
-        g.body,
-        x,
-        quant,
-        out_storage,
-        rounding=op.rounding_mode,
-        saturate=op.saturate_flag,
-        zero_point_order=op.zp_order,
-    )
+    r = quantize_as_op(op, g.body, x, quant, out_storage)
     return e.finish(g, [r])[0]
 
 
@@ -225,15 +223,7 @@ def lower_requantize_lut(op: RequantizeOp, e: Emitter) -> SSAValue:
     b = g.body
     x = dequantize_f32(b, qf, deq)
     out_storage = storage_of(op, element_of(op.result))
-    r = quantize_value(
-        b,
-        x,
-        quant,
-        out_storage,
-        rounding=op.rounding_mode,
-        saturate=op.saturate_flag,
-        zero_point_order=op.zp_order,
-    )
+    r = quantize_as_op(op, b, x, quant, out_storage)
     table = e.finish(g, [r])[0]
 
     ident = identity_map(rank)
